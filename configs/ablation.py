@@ -1,0 +1,31 @@
+"""Ablation rows of the method, as configs: --config=configs/ablation.py:ROW[,DATASET].
+
+ROW: baseline (two-stream, shared head only), intra (+ intra-modality branches),
+dist (+ distribution loss, no branches), full (both). DATASET: sysu (default),
+regdb or synthetic (the small CPU model of configs/synthetic.py).
+"""
+
+from vireid_jax import config_defaults
+
+ROWS = {
+    "baseline": dict(intra=False, dist=False),
+    "intra": dict(intra=True, dist=False),
+    "dist": dict(intra=False, dist=True),
+    "full": dict(intra=True, dist=True),
+}
+
+
+def get_config(arg: str = "full"):
+  row, _, dataset = arg.partition(",")
+  if row not in ROWS:
+    raise ValueError(f"Unknown ablation row {row!r}; use one of {sorted(ROWS)}.")
+  if dataset == "synthetic":
+    c = config_defaults.synthetic_demo(config_defaults.base_config())
+  else:
+    c = config_defaults.base_config()
+    c.data.name = dataset or "sysu"
+  base = config_defaults.base_config()
+  c.model.intra_branches = ROWS[row]["intra"]
+  c.loss.w_intra = (c.loss.w_intra or base.loss.w_intra) if ROWS[row]["intra"] else 0.0
+  c.loss.w_dist = (c.loss.w_dist or base.loss.w_dist) if ROWS[row]["dist"] else 0.0
+  return c

@@ -1,0 +1,131 @@
+"""The jitted train step: forward both modalities, all losses, one optimiser update.
+
+No TensorFlow or CLU here, so the step runs (and is benchmarked) on machines
+that have neither. Non-finite steps never reach the parameters: the update is
+dropped on the device and counted in the state, and the host decides at its
+next check whether to stop (default) or carry on (`optim.skip_nonfinite`).
+This keeps the step free of host round trips.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from vireid_jax.data.images import IMAGENET_MEAN, IMAGENET_STD
+from vireid_jax.losses import objective
+
+# Loss terms in a fixed order: bit i of `TrainState.nonfinite_terms` is term i.
+TERM_NAMES = ("id", "tri", "intra_id_visible", "intra_tri_visible",
+              "intra_id_infrared", "intra_tri_infrared", "dist", "total")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  nonfinite_count: jax.Array         # steps whose update was dropped
+  first_nonfinite_step: jax.Array    # -1 when none
+  first_nonfinite_terms: jax.Array   # bitmask over TERM_NAMES (+ bit 31: gradients)
+
+
+def create_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
+  params = variables["params"]
+  return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      batch_stats=variables.get("batch_stats", {}),
+      opt_state=tx.init(params),
+      nonfinite_count=jnp.zeros((), jnp.int32),
+      first_nonfinite_step=jnp.full((), -1, jnp.int32),
+      first_nonfinite_terms=jnp.zeros((), jnp.int32))
+
+
+def normalize_images(images: jax.Array, dtype) -> jax.Array:
+  """uint8 RGB (on device) -> ImageNet-normalised `dtype`. Float input passes through."""
+  if images.dtype == jnp.uint8:
+    x = (images.astype(jnp.float32) - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
+    return x.astype(dtype)
+  return images.astype(dtype)
+
+
+def nonfinite_bits(terms: dict[str, jax.Array], grads) -> jax.Array:
+  bits = jnp.zeros((), jnp.int32)
+  for i, name in enumerate(TERM_NAMES):
+    if name in terms:
+      bits = bits | jnp.where(jnp.isfinite(terms[name]), 0, 1 << i)
+  grads_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+  return bits | jnp.where(grads_ok, 0, 1 << 31)
+
+
+def describe_nonfinite(bits: int) -> list[str]:
+  names = [n for i, n in enumerate(TERM_NAMES) if bits & (1 << i)]
+  if bits & (1 << 31):
+    names.append("gradients")
+  return names
+
+
+def make_train_step(model, tx: optax.GradientTransformation,
+                    loss_cfg: ml_collections.ConfigDict,
+                    compute_dtype=jnp.bfloat16,
+                    lr_fn: Callable | None = None) -> Callable:
+  """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
+
+  `batch` holds "visible", "infrared" (uint8 or float NHWC) and
+  "visible_labels", "infrared_labels" (int32); rows of one identity are
+  contiguous and both modalities list identities in the same order.
+  """
+
+  def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
+    visible = normalize_images(batch["visible"], compute_dtype)
+    infrared = normalize_images(batch["infrared"], compute_dtype)
+    labels = jnp.concatenate([batch["visible_labels"], batch["infrared_labels"]])
+
+    def loss_fn(params):
+      outputs, mutated = model.apply(
+          {"params": params, "batch_stats": state.batch_stats},
+          visible, infrared, train=True, mutable=["batch_stats"])
+      loss, terms = objective.total_loss(outputs, labels, loss_cfg,
+                                         num_visible=visible.shape[0])
+      return loss, (terms, mutated["batch_stats"])
+
+    (loss, (terms, new_batch_stats)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
+    new_params = optax.apply_updates(state.params, updates)
+
+    bits = nonfinite_bits(terms, grads)
+    ok = bits == 0
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+    first = (state.first_nonfinite_step < 0) & ~ok
+    new_state = TrainState(
+        step=state.step + 1,
+        params=keep(new_params, state.params),
+        batch_stats=keep(new_batch_stats, state.batch_stats),
+        opt_state=keep(new_opt_state, state.opt_state),
+        nonfinite_count=state.nonfinite_count + (~ok).astype(jnp.int32),
+        first_nonfinite_step=jnp.where(first, state.step, state.first_nonfinite_step),
+        first_nonfinite_terms=jnp.where(first, bits, state.first_nonfinite_terms))
+
+    metrics = {f"loss/{k}": v for k, v in terms.items() if k != "accuracy"}
+    if "accuracy" in terms:
+      metrics["train/accuracy"] = terms["accuracy"]
+    metrics["train/grad_norm"] = optax.global_norm(grads)
+    metrics["train/nonfinite"] = (~ok).astype(jnp.float32)
+    if lr_fn is not None:
+      metrics.update({f"train/{k}": v for k, v in lr_fn(state.step).items()})
+    return new_state, metrics
+
+  return train_step
+
+
+def tree_param_count(params) -> int:
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
