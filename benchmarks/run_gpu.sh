@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Training-step benchmark on one GPU: JAX (ours) vs a PyTorch reference, ~8 minutes in all.
+#
+#   OUT=bench_out bash benchmarks/run_gpu.sh
+#
+# Each framework/mode runs in its own process, one after the other (never two on
+# the GPU at once), most important first: JAX AGW baseline, torch eager, JAX
+# full model, torch compile, then torch eager full model if time is left. Each
+# process rewrites its JSON after every batch size, so a timeout keeps what was
+# measured. Everything lands in $OUT (at most 8 files): bench.log (all output),
+# jax_agw.json, torch_eager.json, torch_compile.json, jax_full.json,
+# torch_full.json, summary.txt.
+#
+# Knobs (environment): OUT, PYTHON (python3), STEPS (30), WARMUP (5),
+# BUDGET_S (480: whole-script wall-clock budget; an item gets at most what is
+# left and is skipped below its minimum; 560 still fits a 600 s command limit), JAX_BATCHES ("64 128 256"), TORCH_BATCHES ("64 128"),
+# TORCH_COMPILE_BATCHES ("64"), TORCH_FULL_BATCHES ("64"; an empty list skips the
+# item), EXTRA_ARGS (appended to every command), XLA_FLAGS (passed through).
+# CPU dry run:  JAX_PLATFORMS=cpu JAX_BATCHES=16 TORCH_BATCHES=16 TORCH_COMPILE_BATCHES= \
+#   TORCH_FULL_BATCHES=16 STEPS=2 WARMUP=1 PYTHON=.venv/bin/python \
+#   EXTRA_ARGS="--image_size=64,64 --depth=18 --dtype=float32 --peak_size=64" bash benchmarks/run_gpu.sh
+#
+# XLA flags: none are set. The usual GPU flags (latency-hiding scheduler,
+# collective combining) act on multi-GPU communication and do nothing on one
+# GPU; cuDNN/cuBLAS autotuning is on by default. Pass XLA_FLAGS=... to try others.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-./bench_out}
+PY=${PYTHON:-python3}
+STEPS=${STEPS:-30}
+WARMUP=${WARMUP:-5}
+BUDGET_S=${BUDGET_S:-480}
+JAX_BATCHES=${JAX_BATCHES-64 128 256}
+TORCH_BATCHES=${TORCH_BATCHES-64 128}
+TORCH_COMPILE_BATCHES=${TORCH_COMPILE_BATCHES-64}
+TORCH_FULL_BATCHES=${TORCH_FULL_BATCHES-64}
+EXTRA_ARGS=${EXTRA_ARGS:-}
+mkdir -p "$OUT"
+LOG="$OUT/bench.log"
+: >"$LOG"
+rm -f "$OUT"/{jax_agw,torch_eager,torch_compile,jax_full,torch_full}.json "$OUT/summary.txt"
+export PYTHONUNBUFFERED=1
+FAILED=()
+START=$SECONDS
+
+log() { echo "$*" | tee -a "$LOG"; }
+
+# run NAME MIN_S MAX_S CMD...: runs CMD under a time limit of min(MAX_S, what is
+# left of the budget minus 20 s for the summary); skips it when less than MIN_S is left.
+run() {
+  local name=$1 min_s=$2 max_s=$3
+  shift 3
+  local left=$(( BUDGET_S - (SECONDS - START) - 20 ))
+  if (( left < min_s )); then
+    log "=== $name: SKIPPED (${left}s of budget left, needs ${min_s}s)"
+    FAILED+=("$name(skipped)")
+    return
+  fi
+  local limit=$(( left < max_s ? left : max_s ))
+  log "=== $name (limit ${limit}s, t=$(( SECONDS - START ))s): $*"
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+  local rc=$?
+  log "=== $name: rc=$rc in $(( SECONDS - t0 ))s"
+  if (( rc != 0 )); then FAILED+=("$name(rc=$rc)"); fi
+}
+
+log "=== environment ($(date -u +%FT%TZ))"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit,temperature.gpu \
+  --format=csv 2>&1 | tee -a "$LOG"
+"$PY" - 2>&1 <<'EOF' | tee -a "$LOG"
+import importlib.metadata as md, os, platform
+names = ("jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda12-plugin", "flax", "optax",
+         "orbax-checkpoint", "ml-collections", "torch", "torchvision", "numpy")
+found = []
+for n in names:
+  try:
+    found.append(f"{n} {md.version(n)}")
+  except md.PackageNotFoundError:
+    pass
+print("python", platform.python_version(), "|", ", ".join(found))
+print("XLA_FLAGS=" + repr(os.environ.get("XLA_FLAGS", "")), "PYTHONPATH=" + repr(os.environ.get("PYTHONPATH", "")))
+EOF
+
+# Flags shared by every process; EXTRA_ARGS (e.g. a CPU dry run's smaller sizes)
+# comes last, so it wins.
+# shellcheck disable=SC2206
+COMMON=(--steps="$STEPS" --warmup="$WARMUP" --dtype=bfloat16 --image_size=288,144 --depth=50 $EXTRA_ARGS)
+
+batch_flags() { local b; for b in $1; do printf -- '--batch=%s\n' "$b"; done; }
+mapfile -t JB < <(batch_flags "$JAX_BATCHES")
+mapfile -t TB < <(batch_flags "$TORCH_BATCHES")
+mapfile -t CB < <(batch_flags "$TORCH_COMPILE_BATCHES")
+mapfile -t FB < <(batch_flags "$TORCH_FULL_BATCHES")
+
+run jax_agw 60 160 "$PY" benchmarks/train_step.py --config=configs/agw_baseline.py \
+  "${JB[@]}" "${COMMON[@]}" --out="$OUT/jax_agw.json"
+
+(( ${#TB[@]} )) && run torch_eager 30 70 "$PY" benchmarks/torch_reference.py --mode=eager \
+  --model=agw "${TB[@]}" "${COMMON[@]}" --out="$OUT/torch_eager.json"
+
+run jax_full 60 180 "$PY" benchmarks/train_step.py --config=configs/sysu.py \
+  "${JB[@]}" "${COMMON[@]}" --out="$OUT/jax_full.json"
+
+(( ${#CB[@]} )) && run torch_compile 60 150 "$PY" benchmarks/torch_reference.py --mode=compile \
+  --model=agw "${CB[@]}" "${COMMON[@]}" --out="$OUT/torch_compile.json"
+
+(( ${#FB[@]} )) && run torch_full 40 60 "$PY" benchmarks/torch_reference.py --mode=eager \
+  --model=full "${FB[@]}" "${COMMON[@]}" --peak_size=0 --out="$OUT/torch_full.json"
+
+log "=== summary (t=$(( SECONDS - START ))s)"
+reports=()
+for f in jax_agw torch_eager torch_compile jax_full torch_full; do
+  [[ -s "$OUT/$f.json" ]] && reports+=("$OUT/$f.json")
+done
+if (( ${#reports[@]} )); then
+  "$PY" benchmarks/train_step.py --summarize "${reports[@]}" 2>&1 | tee "$OUT/summary.txt" | tee -a "$LOG"
+fi
+if (( ${#FAILED[@]} )); then
+  log "NOT COMPLETE: ${FAILED[*]}" | tee -a "$OUT/summary.txt"
+  exit 1
+fi
+log "all items complete in $(( SECONDS - START ))s"

@@ -1,0 +1,178 @@
+"""The GPU benchmarks run end to end on the CPU at tiny sizes, and their helpers compute the right numbers.
+
+The subprocess runs use 64x64 images: at 64x32, layer3/4 maps are 2 wide, and
+XLA:CPU runs 3x3 convolutions on maps narrower than the kernel ~100x slower.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+TINY = ["--image_size=64,64", "--depth=18", "--batch=16", "--steps=2", "--warmup=1",
+        "--peak_size=64", "--dtype=float32"]
+
+
+def _load(name, filename):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, filename))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+bench = _load("bench_train_step", "train_step.py")
+
+
+def _env():
+  env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1",
+             # Cheaper XLA:CPU compiles; the smoke run checks plumbing, not speed.
+             XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+  env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+  return env
+
+
+def _run(script, args, out):
+  res = subprocess.run([sys.executable, os.path.join(BENCH, script), *args, f"--out={out}"],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+  with open(out) as f:
+    return json.load(f), res.stdout
+
+
+def _check_result(report, framework):
+  assert report["framework"] == framework
+  assert report["peak_tflops"] > 0
+  (res,) = report["results"]
+  assert (res["batch"], res["identities"], res["instances"]) == (16, 2, 4)
+  assert res["images_per_s"] > 0 and res["flops_per_step"] > 0
+  assert res["step_ms_mean"] > 0 and len(res["chunk_step_ms"]) == 2
+  assert math.isclose(res["images_per_s"], 16 / (res["step_ms_mean"] / 1e3), rel_tol=1e-9)
+  assert math.isclose(res["achieved_tflops"],
+                      res["flops_per_step"] / (res["step_ms_mean"] / 1e3) / 1e12, rel_tol=1e-9)
+  assert math.isfinite(res["final_loss"])
+  return res
+
+
+def test_jax_benchmark_runs_the_real_step(tmp_path):
+  report, stdout = _run("train_step.py", ["--config=configs/agw_baseline.py", *TINY],
+                        tmp_path / "jax.json")
+  res = _check_result(report, "jax")
+  assert report["model"] == "agw" and report["mode"] == "jit" and report["num_devices"] == 1
+  assert res["flops_source"] == "xla_compiled_cost_analysis"
+  # XLA's count of a ResNet-18 step on 16 64x64 images (last stride 1): forward ~0.55
+  # GFLOP per image, backward ~2x: 16 * 3 * 0.55 = ~26 GFLOP; allow the elementwise work.
+  assert 10e9 < res["flops_per_step"] < 60e9, res["flops_per_step"]
+  assert res["nonfinite_steps"] == 0
+  assert "img/s" in stdout and "cpu" in report["device_kind"].lower()
+
+
+def test_torch_benchmark_full_model_runs(tmp_path):
+  pytest.importorskip("torch")
+  # 64x32 is fine for torch (the narrow-map slowdown is XLA:CPU's).
+  report, _ = _run("torch_reference.py", ["--mode=eager", "--model=full", "--resnet=builtin",
+                                          *TINY, "--image_size=64,32"], tmp_path / "torch.json")
+  res = _check_result(report, "torch")
+  assert report["model"] == "full" and report["mode"] == "eager"
+  assert res["flops_source"] == "torch_flop_counter"
+  # Conv/matmul FLOPs of the step at 64x32: the shared ResNet-18 over 16 images
+  # (~12 GFLOP, forward + backward) plus two layer4 copies over 8 images each.
+  assert 12e9 < res["flops_per_step"] < 30e9, res["flops_per_step"]
+
+
+def test_batch_layout():
+  assert bench.batch_layout(64) == (8, 4)
+  assert bench.batch_layout(256) == (32, 4)
+  for bad in (0, 12, 60, 8):       # not a multiple of 2K, or P < 2
+    with pytest.raises(ValueError, match="--batch"):
+      bench.batch_layout(bad)
+
+
+def test_chunks_and_timing():
+  assert bench.chunk_sizes(30, 5) == [6] * 5
+  assert bench.chunk_sizes(7, 3) == [3, 2, 2]
+  assert bench.chunk_sizes(2, 5) == [1, 1]
+  calls, blocked = [], []
+  res = bench.time_steps(lambda: calls.append(1) or len(calls), blocked.append, steps=7, chunks=3)
+  assert len(calls) == 7 and blocked == [3, 5, 7]     # one block per chunk, on its last output
+  assert len(res["chunk_step_ms"]) == 3
+  assert res["step_ms_min"] <= res["step_ms_median"]
+  with pytest.raises(ValueError):
+    bench.time_steps(lambda: None, lambda _: None, steps=0)
+
+
+def test_rates_and_summary():
+  res = bench.add_rates({"step_ms_mean": 50.0, "step_ms_median": 40.0}, 64, 2e12, 800.0)
+  assert res["images_per_s"] == pytest.approx(1280.0)
+  assert res["images_per_s_median"] == pytest.approx(1600.0)
+  assert res["achieved_tflops"] == pytest.approx(40.0)
+  assert res["fraction_of_peak"] == pytest.approx(0.05)
+
+  def report(fw, mode, ms):
+    r = {"step_ms_mean": ms, "step_ms_median": ms, "batch": 64}
+    return {"framework": fw, "mode": mode, "model": "agw", "peak_tflops": 800.0,
+            "results": [bench.add_rates(r, 64, 2e12, 800.0)]}
+
+  text = bench.summarize([report("jax", "jit", 25.0), report("torch", "eager", 50.0),
+                          report("torch", "compile", 20.0)])
+  assert "JAX/torch-eager images/s ratio at batch 64 (agw): 2.00x" in text
+  assert "JAX/torch-compile images/s ratio at batch 64 (agw): 0.80x" in text
+  assert text.count("\njax ") == 1 and text.count("\ntorch ") == 2
+
+
+def test_summarize_cli_needs_no_framework(tmp_path):
+  path = tmp_path / "r.json"
+  bench.write_report(str(path), {"framework": "torch", "mode": "eager", "model": "agw",
+                                 "results": [{"batch": 64, "step_ms_mean": 10.0,
+                                              "step_ms_median": 10.0, "images_per_s": 6400.0}]})
+  code = ("import runpy, sys; sys.modules['jax'] = None; sys.modules['torch'] = None; "
+          f"sys.argv = ['x', '--summarize', {str(path)!r}]; "
+          f"runpy.run_path({os.path.join(BENCH, 'train_step.py')!r}, run_name='__main__')")
+  res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+  assert res.returncode == 0, res.stderr
+  assert "6400.0" in res.stdout
+
+
+def test_torch_losses_match_ours():
+  """The torch reference's WRT triplet and distribution loss equal vireid_jax's."""
+  torch = pytest.importorskip("torch")
+  from vireid_jax.losses import distribution, triplet
+  tr = _load("bench_torch_reference", "torch_reference.py")
+  rng = np.random.default_rng(0)
+  p, k, d = 3, 4, 16
+  labels = np.repeat(rng.choice(50, p, replace=False), k).astype(np.int32)
+  fv, fi = (rng.normal(size=(p * k, d)).astype(np.float32) for _ in range(2))
+  feats = np.concatenate([fv, fi])
+  both = np.concatenate([labels, labels])
+  ours = float(triplet.weighted_regularized_triplet(feats, both))
+  theirs = float(tr.weighted_regularized_triplet(torch.from_numpy(feats), torch.from_numpy(both)))
+  assert ours == pytest.approx(theirs, rel=1e-5)
+  ours = float(distribution.distribution_consistency(fv, fi, labels, labels, level="identity",
+                                                     divergence="sym_kl", normalize="l2"))
+  theirs = float(tr.identity_sym_kl(torch.from_numpy(fv), torch.from_numpy(fi), k))
+  assert ours == pytest.approx(theirs, rel=1e-4)
+
+
+def test_torch_last_stride_and_param_groups():
+  torch = pytest.importorskip("torch")
+  tr = _load("bench_torch_reference", "torch_reference.py")
+  for depth, intra in ((18, True), (50, False)):       # basic block and bottleneck strides
+    net = tr.TwoStreamNet(depth, num_classes=10, intra=intra, impl="builtin")
+    x = torch.zeros(2, 3, 64, 32)
+    with torch.no_grad():
+      y = net.trunk(net.visible_stem(x))
+      assert net.layer4(y).shape[-2:] == y.shape[-2:]      # layer4 keeps layer3's resolution
+    new = net.new_layer_params()
+    # A BNNeck weight and a classifier per head (1 or 3 heads); BNNeck biases are frozen.
+    assert len(new) == (6 if intra else 2) and all(p.requires_grad for p in new)
+    assert not net.head.bnneck.bias.requires_grad
+    total = sum(1 for p in net.parameters() if p.requires_grad)
+    assert len(net.pretrained_params()) + len(new) == total

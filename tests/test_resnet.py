@@ -1,0 +1,188 @@
+"""ResNet backbones and small layers: shapes, parameter counts, dtypes, BatchNorm and GeM maths."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vireid_jax.models import layers, resnet
+
+
+def _abstract_init(model, shape):
+  return jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
+
+
+def random_variables(model, shape, seed=0, **kwargs):
+  """Variables of `model` with random values, without running (and compiling) its init.
+
+  Kernels ~ He-normal (fan-in), BN scale ~ U(0.5, 1.5), biases and running
+  means ~ N(0, 0.1^2), running variances ~ U(0.5, 1.5): non-trivial, but
+  activations stay O(1) through a deep network.
+  """
+  abstract = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), **kwargs))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = getattr(path[-1], "key", "")
+    if name == "kernel":
+      fan_in = int(np.prod(leaf.shape[:-1]))
+      return rng.normal(0, np.sqrt(2.0 / fan_in), leaf.shape).astype(np.float32)
+    if name in ("scale", "var"):
+      return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
+    return rng.normal(0, 0.1, leaf.shape).astype(np.float32)
+
+  return jax.tree_util.tree_map_with_path(fill, abstract)
+
+
+def _count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+# torchvision's parameter counts minus the 1000-way fc (weight + bias).
+TORCHVISION_COUNTS = {18: 11_689_512 - 513_000, 34: 21_797_672 - 513_000,
+                      50: 25_557_032 - 2_049_000}
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50])
+def test_shapes_and_parameter_counts_match_torchvision(depth):
+  model = resnet.ResNet(depth=depth, last_stride=2)
+  v = _abstract_init(model, (1, 64, 32, 3))
+  assert _count(v["params"]) == TORCHVISION_COUNTS[depth]
+  c = resnet.out_channels(depth)
+  for last_stride, hw in ((2, (2, 1)), (1, (4, 2))):
+    out = jax.eval_shape(lambda v, x, s=last_stride: resnet.ResNet(depth, s).apply(v, x, train=False),
+                         v, jnp.zeros((3, 64, 32, 3)))
+    assert out.shape == (3, *hw, c)
+  p = v["params"]
+  assert p["stem"]["conv1"]["kernel"].shape == (7, 7, 3, 64)
+  assert set(p) == {"stem", "layer1", "layer2", "layer3", "layer4"}
+  assert ("downsample_conv" in p["layer1"]["block0"]) == (depth == 50)
+  assert "downsample_conv" in p["layer4"]["block0"] and "downsample_conv" not in p["layer4"]["block1"]
+  assert ("conv3" in p["layer1"]["block0"]) == (depth == 50)
+  assert set(v["batch_stats"]["stem"]["bn1"]) == {"mean", "var"}
+
+
+def test_resnet50_feature_map_at_reid_resolution():
+  model = resnet.ResNet50(last_stride=1)
+  v = _abstract_init(model, (1, 288, 144, 3))
+  out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), v, jnp.zeros((4, 288, 144, 3)))
+  assert out.shape == (4, 18, 9, 2048)
+
+
+def test_stem_and_stage_compose_to_resnet():
+  """The separate modules with the ResNet's variables give the ResNet's output."""
+  x = jax.random.normal(jax.random.key(1), (2, 64, 32, 3))
+  model = resnet.ResNet18(last_stride=1)
+  v = random_variables(model, x.shape, train=False)
+  ref = model.apply(v, x, train=False)
+
+  def sub(name):
+    return {c: v[c][name] for c in ("params", "batch_stats")}
+
+  y = resnet.ResNetStem().apply(sub("stem"), x, train=False)
+  assert y.shape == (2, 16, 8, 64)
+  for layer in (1, 2, 3, 4):
+    stage = resnet.make_stage(18, layer, 1 if layer == 4 else None)
+    y = stage.apply(sub(f"layer{layer}"), y, train=False)
+  np.testing.assert_allclose(y, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_bfloat16_compute_keeps_float32_parameters():
+  model = resnet.ResNet18(dtype=jnp.bfloat16)
+  v = _abstract_init(model, (2, 64, 32, 3))
+  assert {a.dtype for a in jax.tree.leaves(v)} == {jnp.dtype(jnp.float32)}
+  y, new = jax.eval_shape(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]),
+                          v, jnp.zeros((2, 64, 32, 3)))
+  assert y.dtype == jnp.bfloat16 and y.shape == (2, 4, 2, 512)
+  assert {a.dtype for a in jax.tree.leaves(new)} == {jnp.dtype(jnp.float32)}
+  # Numerically: one block in bfloat16 stays close to float32.
+  x = jax.random.normal(jax.random.key(0), (2, 8, 4, 64))
+  block = lambda dtype: resnet.BasicBlock(128, stride=2, dtype=dtype)
+  bv = random_variables(block(jnp.float32), x.shape, train=False)
+  y32 = block(jnp.float32).apply(bv, x, train=False)
+  y16 = block(jnp.bfloat16).apply(bv, x, train=False)
+  assert y16.dtype == jnp.bfloat16 and y32.shape == y16.shape == (2, 4, 2, 128)
+  assert float(jnp.linalg.norm(y16.astype(jnp.float32) - y32) / jnp.linalg.norm(y32)) < 0.03
+
+
+def test_conv_init_is_he_fan_out_and_zero_init_residual():
+  x = jnp.zeros((1, 4, 4, 256))
+  v = jax.jit(lambda: resnet.Bottleneck(64).init(jax.random.key(0), x, train=False))()
+  k = np.asarray(v["params"]["conv2"]["kernel"])   # 3x3, 64 -> 64: fan-out 576
+  assert k.shape == (3, 3, 64, 64)
+  np.testing.assert_allclose(k.std(), np.sqrt(2.0 / (3 * 3 * 64)), rtol=0.02)
+  assert abs(k.mean()) < 2e-3
+  k1 = np.asarray(v["params"]["conv3"]["kernel"])   # 1x1, 64 -> 256: fan-out 256
+  np.testing.assert_allclose(k1.std(), np.sqrt(2.0 / 256), rtol=0.02)
+  np.testing.assert_array_equal(v["params"]["bn3"]["scale"], 1.0)
+  assert "downsample_conv" not in v["params"]      # 256 -> 256, stride 1: identity shortcut
+  z = jax.jit(lambda: resnet.Bottleneck(64, zero_init_residual=True).init(
+      jax.random.key(0), x, train=False)["params"])()
+  np.testing.assert_array_equal(z["bn3"]["scale"], 0.0)
+  np.testing.assert_array_equal(z["bn2"]["scale"], 1.0)
+
+
+def test_unknown_depth_is_refused():
+  with pytest.raises(ValueError, match="depth 42"):
+    _abstract_init(resnet.ResNet(depth=42), (1, 32, 32, 3))
+
+
+def test_batchnorm_follows_pytorch():
+  """Biased variance to normalise, unbiased into the running variance, momentum 0.1 (torch)."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(2.0, 3.0, size=(4, 3, 2, 5)).astype(np.float32)
+  bn = layers.BatchNorm()
+  v = bn.init(jax.random.key(0), x, use_running_average=False)
+  np.testing.assert_array_equal(v["batch_stats"]["mean"], 0.0)   # init leaves stats alone
+  np.testing.assert_array_equal(v["batch_stats"]["var"], 1.0)
+  v = {"params": {"scale": np.linspace(0.5, 2, 5, dtype=np.float32),
+                  "bias": np.linspace(-1, 1, 5, dtype=np.float32)},
+       "batch_stats": {"mean": np.full(5, 0.5, np.float32), "var": np.full(5, 2.0, np.float32)}}
+  y, upd = bn.apply(v, x, use_running_average=False, mutable=["batch_stats"])
+  flat = x.reshape(-1, 5).astype(np.float64)
+  mean, var, n = flat.mean(0), flat.var(0), flat.shape[0]
+  ref = (x - mean) / np.sqrt(var + 1e-5) * v["params"]["scale"] + v["params"]["bias"]
+  np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(upd["batch_stats"]["mean"], 0.9 * 0.5 + 0.1 * mean, rtol=1e-5)
+  np.testing.assert_allclose(upd["batch_stats"]["var"], 0.9 * 2.0 + 0.1 * var * n / (n - 1),
+                             rtol=1e-5)
+  y_eval = bn.apply(v, x, use_running_average=True)
+  ref_eval = (x - 0.5) / np.sqrt(2.0 + 1e-5) * v["params"]["scale"] + v["params"]["bias"]
+  np.testing.assert_allclose(y_eval, ref_eval, rtol=1e-5, atol=1e-5)
+
+
+def test_bnneck_has_no_bias_and_returns_float32():
+  neck = layers.BNNeck()
+  f = jnp.asarray(np.random.default_rng(1).normal(1.0, 2.0, (6, 4)), jnp.bfloat16)
+  v = neck.init(jax.random.key(0), f, train=False)
+  assert set(v["params"]) == {"scale"}
+  np.testing.assert_array_equal(v["params"]["scale"], 1.0)
+  out, _ = neck.apply(v, f, train=True, mutable=["batch_stats"])
+  assert out.dtype == jnp.float32
+  np.testing.assert_allclose(np.mean(np.asarray(out), 0), 0.0, atol=1e-5)
+
+
+def test_gem_matches_numpy_and_limits():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+  for p in (3.0, 2.5):
+    out = layers.GeM(p).apply({}, jnp.asarray(x))
+    ref = np.mean(np.maximum(x, 1e-6).astype(np.float64) ** p, axis=(1, 2)) ** (1.0 / p)
+    np.testing.assert_allclose(out, ref, rtol=1e-5)
+  pos = np.abs(x)
+  np.testing.assert_allclose(layers.GeM(1.0).apply({}, pos), pos.mean((1, 2)), rtol=1e-5)
+  np.testing.assert_allclose(layers.GeM(60.0).apply({}, pos), pos.max((1, 2)), rtol=0.05)
+  out = layers.GeM(3.0).apply({}, jnp.asarray(x, jnp.bfloat16))
+  assert out.dtype == jnp.float32
+
+
+def test_learnable_gem_has_a_trainable_p():
+  gem = layers.GeM(3.0, learnable=True)
+  x = jnp.abs(jax.random.normal(jax.random.key(0), (2, 3, 3, 4))) + 0.1
+  v = gem.init(jax.random.key(0), x)
+  np.testing.assert_allclose(v["params"]["p"], 3.0)
+  np.testing.assert_allclose(gem.apply(v, x), layers.GeM(3.0).apply({}, x), rtol=1e-5)
+  g = jax.grad(lambda v: jnp.sum(gem.apply(v, x)))(v)
+  assert np.isfinite(g["params"]["p"]) and float(g["params"]["p"]) != 0.0

@@ -1,0 +1,191 @@
+"""torchvision-compatible ResNets (v1.5) in Flax Linen, NHWC, split into reusable stages.
+
+The two-modality network needs the stem twice, layer1-3 once and layer4
+several times, so the pieces are separate modules: `ResNetStem`,
+`ResNetStage` (built by `make_stage`) and `ResNet` = stem + layer1..layer4.
+Every module is a plain dataclass (no state at construction), so a copy costs
+nothing until it is initialised.
+
+Numerics follow torchvision exactly, so ImageNet weights converted by
+`pretrained.py` give the same features: explicit paddings (conv 7x7/2 pad 3,
+max-pool 3x3/2 pad 1 with -inf padding, 3x3 convs pad 1 — never "SAME",
+which pads asymmetrically at stride 2), the stride of a bottleneck on its
+3x3 conv (v1.5), downsample = 1x1 conv (stride s) + BN, BN eps 1e-5 and
+momentum 0.1 (flax 0.9), He-normal fan-out conv init, no conv biases.
+`last_stride=1` (the ReID convention) sets layer4's stride to 1.
+
+Parameter names (torchvision key -> ours; `batch_stats` hold mean/var):
+  conv1.weight                     stem/conv1/kernel        (OIHW -> HWIO)
+  bn1.{weight,bias}                stem/bn1/{scale,bias}
+  bn1.running_{mean,var}           stem/bn1/{mean,var}      (batch_stats)
+  layerL.B.convK.weight            layerL/blockB/convK/kernel
+  layerL.B.bnK.*                   layerL/blockB/bnK/*
+  layerL.B.downsample.0.weight     layerL/blockB/downsample_conv/kernel
+  layerL.B.downsample.1.*          layerL/blockB/downsample_bn/*
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vireid_jax.models.layers import BatchNorm
+
+Dtype = Any
+
+# torchvision's kaiming_normal_(mode="fan_out", nonlinearity="relu"): untruncated normal.
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+STAGE_WIDTHS = (64, 128, 256, 512)
+
+
+def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str) -> nn.Conv:
+  pad = (kernel - 1) // 2
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
+                 padding=((pad, pad), (pad, pad)), use_bias=False, dtype=dtype,
+                 param_dtype=jnp.float32, kernel_init=conv_init, name=name)
+
+
+def _bn(dtype: Dtype, name: str, zero: bool = False) -> BatchNorm:
+  return BatchNorm(dtype=dtype, name=name,
+                   scale_init=nn.initializers.zeros if zero else nn.initializers.ones)
+
+
+class BasicBlock(nn.Module):
+  """ResNet-18/34 block: 3x3 (stride) -> 3x3, expansion 1."""
+  features: int
+  stride: int = 1
+  dtype: Dtype = jnp.float32
+  zero_init_residual: bool = False
+  expansion = 1
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    ura = not train
+    y = _conv(self.features, 3, self.stride, self.dtype, "conv1")(x)
+    y = nn.relu(_bn(self.dtype, "bn1")(y, use_running_average=ura))
+    y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
+    y = _bn(self.dtype, "bn2", self.zero_init_residual)(y, use_running_average=ura)
+    return nn.relu(y + _shortcut(self, x, self.features, ura))
+
+
+class Bottleneck(nn.Module):
+  """ResNet-50 block (v1.5): 1x1 -> 3x3 (stride) -> 1x1 (x4 channels)."""
+  features: int
+  stride: int = 1
+  dtype: Dtype = jnp.float32
+  zero_init_residual: bool = False
+  expansion = 4
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    ura = not train
+    out = self.features * self.expansion
+    y = _conv(self.features, 1, 1, self.dtype, "conv1")(x)
+    y = nn.relu(_bn(self.dtype, "bn1")(y, use_running_average=ura))
+    y = _conv(self.features, 3, self.stride, self.dtype, "conv2")(y)
+    y = nn.relu(_bn(self.dtype, "bn2")(y, use_running_average=ura))
+    y = _conv(out, 1, 1, self.dtype, "conv3")(y)
+    y = _bn(self.dtype, "bn3", self.zero_init_residual)(y, use_running_average=ura)
+    return nn.relu(y + _shortcut(self, x, out, ura))
+
+
+def _shortcut(block: nn.Module, x: jax.Array, out: int, ura: bool) -> jax.Array:
+  """Identity, or torchvision's downsample (1x1 conv, stride s, + BN) when shapes change."""
+  if block.stride == 1 and x.shape[-1] == out:
+    return x
+  s = _conv(out, 1, block.stride, block.dtype, "downsample_conv")(x)
+  return _bn(block.dtype, "downsample_bn")(s, use_running_average=ura)
+
+
+class ResNetStem(nn.Module):
+  """conv 7x7/2 (pad 3) -> BN -> ReLU -> max-pool 3x3/2 (pad 1): (N,H,W,3) -> (N,H/4,W/4,64)."""
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = _conv(64, 7, 2, self.dtype, "conv1")(x.astype(self.dtype))
+    x = nn.relu(_bn(self.dtype, "bn1")(x, use_running_average=not train))
+    # Flax pads max-pool windows with -inf, like torch's MaxPool2d(padding=1).
+    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+class ResNetStage(nn.Module):
+  """One torchvision `layerL`: `num_blocks` blocks, the first with `stride` (+ downsample)."""
+  block_cls: type
+  num_blocks: int
+  features: int
+  stride: int = 1
+  dtype: Dtype = jnp.float32
+  zero_init_residual: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    for i in range(self.num_blocks):
+      x = self.block_cls(self.features, self.stride if i == 0 else 1, self.dtype,
+                         self.zero_init_residual, name=f"block{i}")(x, train)
+    return x
+
+
+STAGE_SIZES = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (Bottleneck, (3, 4, 6, 3)),
+    101: (Bottleneck, (3, 4, 23, 3)),
+    152: (Bottleneck, (3, 8, 36, 3)),
+}
+
+
+def stage_spec(depth: int) -> tuple[type, tuple[int, ...]]:
+  """(block class, blocks per stage) of a torchvision ResNet of `depth`."""
+  if depth not in STAGE_SIZES:
+    raise ValueError(f"ResNet depth {depth} is not supported; use one of {sorted(STAGE_SIZES)}.")
+  return STAGE_SIZES[depth]
+
+
+def out_channels(depth: int) -> int:
+  """Channels of layer4's output: 512 (basic blocks) or 2048 (bottlenecks)."""
+  block, _ = stage_spec(depth)
+  return STAGE_WIDTHS[-1] * block.expansion
+
+
+def make_stage(depth: int, layer: int, stride: int | None = None, dtype: Dtype = jnp.float32,
+               name: str | None = None, zero_init_residual: bool = False) -> ResNetStage:
+  """torchvision's `layer{layer}` (1..4) of a ResNet of `depth`; stride 1 for layer1, else 2."""
+  if layer not in (1, 2, 3, 4):
+    raise ValueError(f"ResNet layer {layer} does not exist; use 1..4.")
+  block, sizes = stage_spec(depth)
+  if stride is None:
+    stride = 1 if layer == 1 else 2
+  return ResNetStage(block, sizes[layer - 1], STAGE_WIDTHS[layer - 1], stride, dtype,
+                     zero_init_residual, name=name)
+
+
+class ResNet(nn.Module):
+  """torchvision ResNet without pooling and fc: returns layer4's feature map.
+
+  (N, 288, 144, 3) -> (N, 18, 9, 2048) for depth 50 with `last_stride=1`.
+  Parameters are float32; convolutions and BN outputs are in `dtype`.
+  """
+  depth: int = 50
+  last_stride: int = 1
+  dtype: Dtype = jnp.float32
+  zero_init_residual: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = ResNetStem(self.dtype, name="stem")(x, train)
+    for layer in (1, 2, 3, 4):
+      stride = self.last_stride if layer == 4 else None
+      x = make_stage(self.depth, layer, stride, self.dtype, f"layer{layer}",
+                     self.zero_init_residual)(x, train)
+    return x
+
+
+ResNet18 = functools.partial(ResNet, depth=18)
+ResNet34 = functools.partial(ResNet, depth=34)
+ResNet50 = functools.partial(ResNet, depth=50)

@@ -1,0 +1,283 @@
+"""The two-modality ReID network: modality stems, shared trunk, shared head, intra-modality branches.
+
+METHOD.md section 5. Both modalities go through one call so that the shared
+layers' BatchNorm sees the whole (visible + infrared) batch, as in the AGW
+two-stream baseline:
+
+  visible  -> stem_visible  \\                        /-> shared: layer4 -> GeM -> BNNeck -> classifier
+                              > trunk (layer1-3) ----<
+  infrared -> stem_infrared /     rows of modality m \\-> branch_m (if intra_branches):
+                                                          "layer4": own layer4 on the trunk rows of m
+                                                          "head":   1x1 conv-BN-ReLU on the shared
+                                                                    layer4 rows of m
+                                                          -> GeM -> BNNeck -> classifier
+
+Parameter tree (top level): `stem_visible`, `stem_infrared` (or one `stem`
+when not `two_stream`), `trunk/{layer1,layer2,layer3}`, `shared/{layer4,
+gem, bnneck, classifier}`, `branch_visible/{layer4 | conv, bn; gem, bnneck,
+classifier}` and `branch_infrared/...`. ResNet parts use `resnet.py`'s names,
+so one converted torchvision ResNet fills every copy (`load_pretrained`).
+
+Mixed precision: parameters float32; convolutions in `dtype`; GeM, BNNecks
+and classifiers in float32, so `feat`, `bn` and `logits` are always float32.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vireid_jax.models import resnet
+from vireid_jax.models.layers import BatchNorm, BNNeck, GeM, classifier, l2_normalize
+
+Dtype = Any
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+BRANCHES = ("layer4", "head")
+RETRIEVAL_FEATURES = ("shared", "concat")
+MODALITY_NAMES = ("visible", "infrared")   # index = data.records.VISIBLE / INFRARED
+PRETRAINED_TOP = ("stem", "stem_visible", "stem_infrared", "trunk")
+
+
+class Trunk(nn.Module):
+  """torchvision layer1-3, shared by both modalities."""
+  depth: int = 50
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    for layer in (1, 2, 3):
+      x = resnet.make_stage(self.depth, layer, None, self.dtype, f"layer{layer}")(x, train)
+    return x
+
+
+class Head(nn.Module):
+  """[layer4 | 1x1 conv-BN-ReLU] -> GeM -> BNNeck -> classifier.
+
+  Returns (feature map, {"feat": pooled, "bn": BNNeck output, "logits"}), the
+  map so that the light branches can run on the shared layer4 output.
+  """
+  num_classes: int
+  kind: str = "layer4"              # layer4 | head
+  depth: int = 50
+  last_stride: int = 1
+  head_dim: int = 1024
+  gem_p: float = 3.0
+  gem_learnable: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool, logits: bool = True):
+    if self.kind == "layer4":
+      fmap = resnet.make_stage(self.depth, 4, self.last_stride, self.dtype, "layer4")(x, train)
+    else:
+      y = nn.Conv(self.head_dim, (1, 1), use_bias=False, dtype=self.dtype,
+                  param_dtype=jnp.float32, kernel_init=resnet.conv_init, name="conv")(x)
+      fmap = nn.relu(BatchNorm(dtype=self.dtype, name="bn")(y, use_running_average=not train))
+    feat = GeM(self.gem_p, self.gem_learnable, name="gem")(fmap)
+    bn = BNNeck(name="bnneck")(feat, train)
+    out = {"feat": feat, "bn": bn}
+    if logits:
+      out["logits"] = classifier(self.num_classes, name="classifier")(bn)
+    return fmap, out
+
+
+class ViReIDNet(nn.Module):
+  """Visible-infrared ReID network (see the module docstring).
+
+  `__call__(visible (N,H,W,3), infrared (M,H,W,3), train)` -> {"shared":
+  {"feat", "bn", "logits"} over the N + M rows (visible first), "visible" and
+  "infrared": the branches' outputs over their N or M rows (only with
+  `intra_branches`)}. Inputs are ImageNet-normalised floats.
+  """
+  num_classes: int
+  depth: int = 50
+  last_stride: int = 1
+  dtype: Dtype = jnp.float32
+  two_stream: bool = True
+  gem_p: float = 3.0
+  gem_learnable: bool = False
+  intra_branches: bool = True
+  branch: str = "layer4"
+  branch_head_dim: int = 1024
+  retrieval_feature: str = "shared"
+
+  @classmethod
+  def from_config(cls, model_cfg: Mapping[str, Any], num_classes: int) -> "ViReIDNet":
+    """From the `config.model` ConfigDict (dtype given by name)."""
+    name = str(model_cfg["dtype"])
+    if name not in DTYPES:
+      raise ValueError(f"model.dtype={name!r}: use one of {sorted(DTYPES)}.")
+    return cls(num_classes=int(num_classes), depth=int(model_cfg["depth"]),
+               last_stride=int(model_cfg["last_stride"]), dtype=DTYPES[name],
+               two_stream=bool(model_cfg["two_stream"]), gem_p=float(model_cfg["gem_p"]),
+               gem_learnable=bool(model_cfg["gem_learnable"]),
+               intra_branches=bool(model_cfg["intra_branches"]), branch=str(model_cfg["branch"]),
+               branch_head_dim=int(model_cfg["branch_head_dim"]),
+               retrieval_feature=str(model_cfg["retrieval_feature"]))
+
+  def setup(self):
+    resnet.stage_spec(self.depth)   # fails clearly on an unknown depth
+    if self.branch not in BRANCHES:
+      raise ValueError(f"model.branch={self.branch!r}: use one of {BRANCHES}.")
+    if self.retrieval_feature not in RETRIEVAL_FEATURES:
+      raise ValueError(f"model.retrieval_feature={self.retrieval_feature!r}: use one of "
+                       f"{RETRIEVAL_FEATURES}.")
+    if self.retrieval_feature == "concat" and not self.intra_branches:
+      raise ValueError("model.retrieval_feature=concat needs model.intra_branches=True.")
+    if self.two_stream:
+      self.stem_visible = resnet.ResNetStem(self.dtype)
+      self.stem_infrared = resnet.ResNetStem(self.dtype)
+    else:
+      self.stem = resnet.ResNetStem(self.dtype)
+    self.trunk = Trunk(self.depth, self.dtype)
+    head = functools.partial(Head, self.num_classes, depth=self.depth,
+                             last_stride=self.last_stride, head_dim=self.branch_head_dim,
+                             gem_p=self.gem_p, gem_learnable=self.gem_learnable, dtype=self.dtype)
+    self.shared = head(kind="layer4")
+    if self.intra_branches:
+      self.branch_visible = head(kind=self.branch)
+      self.branch_infrared = head(kind=self.branch)
+
+  def _stem(self, images: jax.Array, modality: int, train: bool) -> jax.Array:
+    if not self.two_stream:
+      return self.stem(images, train)
+    return (self.stem_visible if modality == 0 else self.stem_infrared)(images, train)
+
+  def _branch(self, modality: int) -> Head:
+    return self.branch_visible if modality == 0 else self.branch_infrared
+
+  def __call__(self, visible: jax.Array, infrared: jax.Array, train: bool) -> dict:
+    n, m = visible.shape[0], infrared.shape[0]
+    if n == 0 or m == 0 or visible.shape[1:] != infrared.shape[1:]:
+      raise ValueError(f"ViReIDNet needs images of both modalities of one size, got visible "
+                       f"{visible.shape} and infrared {infrared.shape}.")
+    if self.two_stream:
+      x = jnp.concatenate([self._stem(visible, 0, train), self._stem(infrared, 1, train)])
+    else:
+      x = self._stem(jnp.concatenate([visible, infrared]), 0, train)
+    x = self.trunk(x, train)
+    fmap, shared = self.shared(x, train)
+    out = {"shared": shared}
+    if self.intra_branches:
+      src = x if self.branch == "layer4" else fmap
+      _, out["visible"] = self.branch_visible(src[:n], train)
+      _, out["infrared"] = self.branch_infrared(src[n:], train)
+    return out
+
+  def embed(self, images: jax.Array, modality: int, train: bool = False) -> jax.Array:
+    """Retrieval feature (float32) of images of one modality (0 visible, 1 infrared).
+
+    "shared": the L2-normalised shared BN feature; "concat": it, concatenated
+    with the L2-normalised BN feature of the modality's branch. Only that
+    modality's stem is used.
+    """
+    if modality not in (0, 1):
+      raise ValueError(f"modality={modality!r}: use 0 (visible) or 1 (infrared).")
+    x = self.trunk(self._stem(images, modality, train), train)
+    fmap, shared = self.shared(x, train, logits=False)
+    feat = l2_normalize(shared["bn"])
+    if self.retrieval_feature == "concat":
+      _, own = self._branch(modality)(x if self.branch == "layer4" else fmap, train, logits=False)
+      feat = jnp.concatenate([feat, l2_normalize(own["bn"])], axis=-1)
+    return feat
+
+
+def embedding_dim(model: ViReIDNet) -> int:
+  """Length of `model.embed`'s feature."""
+  dim = resnet.out_channels(model.depth)
+  if model.retrieval_feature == "concat":
+    dim += dim if model.branch == "layer4" else model.branch_head_dim
+  return dim
+
+
+def init_variables(model: ViReIDNet, rng: jax.Array, image_size, batch: int = 2) -> dict:
+  """{"params", "batch_stats"} of `model` for images of `image_size` = (height, width)."""
+  h, w = (int(s) for s in image_size)
+  x = jnp.zeros((batch, h, w, 3), jnp.float32)
+  variables = model.init(rng, x, x, train=False)
+  return {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+
+
+def resnet_copies(model: ViReIDNet) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+  """(path in ViReIDNet's variables, path in a `resnet.ResNet`'s) for every ResNet copy."""
+  stems = ("stem_visible", "stem_infrared") if model.two_stream else ("stem",)
+  pairs = [((s,), ("stem",)) for s in stems]
+  pairs += [(("trunk", f"layer{i}"), (f"layer{i}",)) for i in (1, 2, 3)]
+  heads = ["shared"]
+  if model.intra_branches and model.branch == "layer4":
+    heads += ["branch_visible", "branch_infrared"]
+  pairs += [((h, "layer4"), ("layer4",)) for h in heads]
+  return pairs
+
+
+def _get(tree: Mapping, path: tuple[str, ...], what: str):
+  for name in path:
+    if not isinstance(tree, Mapping) or name not in tree:
+      raise KeyError(f"{what} has no {'/'.join(path)}.")
+    tree = tree[name]
+  return tree
+
+
+def _tree_depth(converted: Mapping) -> int | None:
+  """Depth of the `resnet.ResNet` whose variables `converted` are."""
+  params = converted.get("params", {})
+  try:
+    sizes = tuple(len(params[f"layer{i}"]) for i in (1, 2, 3, 4))
+    bottleneck = "conv3" in params["layer1"]["block0"]
+  except (KeyError, TypeError):
+    return None
+  for depth, (block, spec) in resnet.STAGE_SIZES.items():
+    if spec == sizes and (block is resnet.Bottleneck) == bottleneck:
+      return depth
+  return None
+
+
+def load_pretrained(variables: Mapping, converted: Mapping, model: ViReIDNet) -> dict:
+  """Copies one converted torchvision ResNet into every ResNet copy of `model`.
+
+  Both stems (or the one stem), trunk layer1-3, the shared layer4 and the
+  branch layer4 copies get the same ImageNet weights and BN statistics;
+  heads and light branches keep their initialisation. Returns a new tree.
+  """
+  depth = _tree_depth(converted)
+  if depth != model.depth:
+    raise ValueError(
+        f"The ImageNet weights are of a ResNet-{depth if depth else '?'} but model.depth="
+        f"{model.depth}: convert a ResNet-{model.depth} checkpoint, or set model.depth={depth}.")
+  out = flax.core.unfreeze(variables)
+  for coll in ("params", "batch_stats"):
+    for dst, src in resnet_copies(model):
+      source = _get(converted[coll], src, "The converted ResNet")
+      target = _get(out[coll], dst, "The model's variables")
+      s_struct, t_struct = jax.tree.structure(source), jax.tree.structure(target)
+      if s_struct != t_struct:
+        raise ValueError(f"{coll}/{'/'.join(dst)}: the converted ResNet's {'/'.join(src)} has "
+                         f"another structure ({s_struct} vs {t_struct}).")
+
+      def copy(s, t, dst=dst):
+        if tuple(np.shape(s)) != tuple(np.shape(t)):
+          raise ValueError(f"{coll}/{'/'.join(dst)}: shape {np.shape(s)} of the ImageNet "
+                           f"weights != {np.shape(t)} in the model.")
+        return np.asarray(s, dtype=getattr(t, "dtype", np.float32))
+
+      new = jax.tree.map(copy, source, target)
+      parent = _get(out[coll], dst[:-1], "The model's variables")
+      parent[dst[-1]] = new
+  return out
+
+
+def param_groups(params) -> Any:
+  """Pytree of "pretrained" (stems, trunk, every layer4) | "new" (heads, BNNecks, GeM p)."""
+
+  def label(path, _):
+    names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]
+    return "pretrained" if names[0] in PRETRAINED_TOP or "layer4" in names else "new"
+
+  return jax.tree_util.tree_map_with_path(label, params)
