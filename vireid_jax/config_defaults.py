@@ -100,7 +100,7 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.name = "synthetic"
   c.data.synthetic_layout = "sysu"
   c.data.synthetic_num_ids = 40
-  c.data.image_size = (128, 64)
+  c.data.image_size = (96, 48)        # small enough for a 2-core CPU
   c.data.pad = 4
   c.data.cache_decoded = True
   c.batch.identities = 8
@@ -109,14 +109,14 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.model.dtype = "float32"            # bfloat16 is slow on CPUs without native support
   c.model.branch = "head"
   c.model.branch_head_dim = 256
-  c.num_epochs = 12
+  c.num_epochs = 15
   c.steps_per_epoch = 20
-  c.log_every_steps = 10
+  c.log_every_steps = 20
   c.optim.lr_pretrained = 0.05         # no ImageNet weights: the backbone learns from scratch
   c.optim.lr_new = 0.1
   c.optim.warmup_epochs = 2
-  c.optim.decay_epochs = (8, 11)
-  c.eval.every_epochs = 4
+  c.optim.decay_epochs = (10, 14)
+  c.eval.every_epochs = 5
   c.eval.trials = 10
   c.eval.batch_size = 64
   c.eval.dtype = "float32"
@@ -166,9 +166,6 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(all(e >= int(config.optim.warmup_epochs) for e in decay),
        f"optim.decay_epochs={decay} start before the warm-up ends (optim.warmup_epochs="
        f"{config.optim.warmup_epochs}): the schedule would decay before it starts.")
-  need(int(config.optim.warmup_epochs) < int(config.num_epochs) or int(config.optim.warmup_epochs) == 0,
-       f"optim.warmup_epochs={config.optim.warmup_epochs} >= num_epochs={config.num_epochs}: "
-       "training would end inside the warm-up.")
   need(config.optim.lr_new > 0 and config.optim.lr_pretrained >= 0, "learning rates must be positive.")
   need(config.eval.gallery_rule in ("baseline", "official"), f"eval.gallery_rule={config.eval.gallery_rule!r}.")
   need(not (config.eval.gallery_rule == "official" and not config.eval.rand_perm_cam),

@@ -21,7 +21,9 @@ import optax
 from vireid_jax.data.images import IMAGENET_MEAN, IMAGENET_STD
 from vireid_jax.losses import objective
 
-# Loss terms in a fixed order: bit i of `TrainState.nonfinite_terms` is term i.
+# Loss terms in a fixed order: bit i of `TrainState.first_nonfinite_terms` is term i;
+# bit GRADIENTS_BIT marks non-finite gradients.
+GRADIENTS_BIT = 30
 TERM_NAMES = ("id", "tri", "intra_id_visible", "intra_tri_visible",
               "intra_id_infrared", "intra_tri_infrared", "dist", "total")
 
@@ -34,7 +36,7 @@ class TrainState:
   opt_state: Any
   nonfinite_count: jax.Array         # steps whose update was dropped
   first_nonfinite_step: jax.Array    # -1 when none
-  first_nonfinite_terms: jax.Array   # bitmask over TERM_NAMES (+ bit 31: gradients)
+  first_nonfinite_terms: jax.Array   # bitmask over TERM_NAMES (+ GRADIENTS_BIT)
 
 
 def create_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
@@ -63,12 +65,12 @@ def nonfinite_bits(terms: dict[str, jax.Array], grads) -> jax.Array:
     if name in terms:
       bits = bits | jnp.where(jnp.isfinite(terms[name]), 0, 1 << i)
   grads_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-  return bits | jnp.where(grads_ok, 0, 1 << 31)
+  return bits | jnp.where(grads_ok, 0, 1 << GRADIENTS_BIT)
 
 
 def describe_nonfinite(bits: int) -> list[str]:
   names = [n for i, n in enumerate(TERM_NAMES) if bits & (1 << i)]
-  if bits & (1 << 31):
+  if bits & (1 << GRADIENTS_BIT):
     names.append("gradients")
   return names
 

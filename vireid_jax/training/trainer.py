@@ -94,7 +94,7 @@ def train_batches(config, train_set, num_classes: int, start_step: int,
   host_id, num_hosts = jax.process_index(), jax.process_count()
   if config.data.name == "fake":
     from vireid_jax.data import fake  # pylint: disable=g-import-not-at-top
-    local = fake.fake_batch(config.seed + host_id, config.batch.identities,
+    local = fake.fake_batch(config.seed, config.batch.identities,
                             config.batch.instances, tuple(config.data.image_size),
                             num_classes, host_id=host_id, num_hosts=num_hosts)
     batch = parallel.to_global_batch(local, mesh)

@@ -1,0 +1,111 @@
+"""The train step: data-parallel on 4 simulated devices equals one device; NaN steps are dropped."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vireid_jax import config_defaults
+from vireid_jax.training import parallel, trainer
+from vireid_jax.training import train_step as train_step_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config():
+  c = config_defaults.base_config()
+  c.data.image_size = (64, 64)   # XLA:CPU is pathologically slow on maps narrower than 3
+  c.model.depth = 18
+  c.model.dtype = "float32"
+  c.model.branch = "head"
+  c.model.branch_head_dim = 64
+  c.batch.identities = 4
+  c.batch.instances = 2
+  c.optim.warmup_epochs = 0
+  c.optim.decay_epochs = ()
+  return c
+
+
+def tiny_batch(seed, c, num_classes):
+  rng = np.random.default_rng(seed)
+  p, k = c.batch.identities, c.batch.instances
+  ids = rng.choice(num_classes, p, replace=False).astype(np.int32)
+  labels = np.repeat(ids, k)
+  h, w = c.data.image_size
+  return {"visible": rng.integers(0, 256, (p * k, h, w, 3), dtype=np.uint8),
+          "infrared": rng.integers(0, 256, (p * k, h, w, 3), dtype=np.uint8),
+          "visible_labels": labels, "infrared_labels": labels.copy()}
+
+
+PARITY = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {root!r}); sys.path.insert(0, os.path.join({root!r}, "tests"))
+    import jax, numpy as np
+    from test_train_step import tiny_config, tiny_batch
+    from vireid_jax.training import parallel, trainer
+    assert jax.device_count() == 4, jax.devices()
+    c = tiny_config()
+    out = []
+    for devices in (jax.devices()[:1], jax.devices()):
+      mesh = parallel.make_mesh(devices)
+      model = trainer.build_model(c, num_classes=10)
+      v = trainer.init_variables(c, model, mesh, jax.random.key(0))
+      tx = trainer.build_optimizer(c, v["params"], steps_per_epoch=5)
+      from vireid_jax.training import train_step as ts
+      state = jax.jit(lambda v: ts.create_train_state(v, tx),
+                      out_shardings=parallel.replicated(mesh))(v)
+      step = trainer.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+      for s in range(1):
+        state, m = step(state, parallel.to_global_batch(tiny_batch(s, c, 10), mesh))
+      out.append((jax.tree.map(np.asarray, state.params), jax.tree.map(np.asarray, state.batch_stats),
+                  float(m["loss/total"])))
+    (p1, b1, l1), (p4, b4, l4) = out
+    np.testing.assert_allclose(l1, l4, rtol=1e-4)
+    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4)):
+      np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
+    for a, b in zip(jax.tree.leaves(b1), jax.tree.leaves(b4)):
+      np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
+    print("PARITY_OK", l1, l4)
+""")
+
+
+def test_four_simulated_devices_match_one_device():
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+  res = subprocess.run([sys.executable, "-c", PARITY.format(root=ROOT)], capture_output=True,
+                       text=True, env=env, timeout=900)
+  assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+  assert "PARITY_OK" in res.stdout
+
+
+def test_nonfinite_step_is_dropped_and_reported():
+  c = tiny_config()
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  model = trainer.build_model(c, num_classes=10)
+  v = trainer.init_variables(c, model, mesh, jax.random.key(0))
+  tx = trainer.build_optimizer(c, v["params"], steps_per_epoch=5)
+  state = train_step_lib.create_train_state(v, tx)
+  step = trainer.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+  state, _ = step(state, parallel.to_global_batch(tiny_batch(0, c, 10), mesh))
+  good = jax.tree.map(np.asarray, state.params)
+  bad = tiny_batch(1, c, 10)
+  bad["visible"] = bad["visible"].astype(np.float32)
+  bad["visible"][0, 0, 0, 0] = np.nan
+  state, metrics = step(state, parallel.to_global_batch(bad, mesh))
+  assert float(metrics["train/nonfinite"]) == 1.0
+  assert int(state.step) == 2 and int(state.nonfinite_count) == 1
+  assert int(state.first_nonfinite_step) == 1
+  names = train_step_lib.describe_nonfinite(int(state.first_nonfinite_terms))
+  assert "total" in names and "gradients" in names
+  for a, b in zip(jax.tree.leaves(good), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(a, np.asarray(b))   # the update was dropped
+  try:
+    trainer.check_nonfinite(state, c, ckpt=None)
+    raise AssertionError("expected NonFiniteLossError")
+  except trainer.NonFiniteLossError as e:
+    assert "step 1" in str(e) and "total" in str(e)
+  c.optim.skip_nonfinite = True
+  trainer.check_nonfinite(state, c, ckpt=None)   # only a warning now
