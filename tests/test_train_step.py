@@ -54,6 +54,7 @@ PARITY = textwrap.dedent("""
       mesh = parallel.make_mesh(devices)
       model = trainer.build_model(c, num_classes=10)
       v = trainer.init_variables(c, model, mesh, jax.random.key(0))
+      init_params = jax.tree.map(np.asarray, v["params"])
       tx = trainer.build_optimizer(c, v["params"], steps_per_epoch=5)
       from vireid_jax.training import train_step as ts
       state = jax.jit(lambda v: ts.create_train_state(v, tx),
@@ -65,11 +66,18 @@ PARITY = textwrap.dedent("""
                   float(m["loss/total"])))
     (p1, b1, l1), (p4, b4, l4) = out
     np.testing.assert_allclose(l1, l4, rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4)):
-      np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
+    # The updates (not the parameters, which barely move in one step) must agree
+    # up to float reordering: per tensor, |d1 - d4| / |d1| (L2 norms).
+    p0 = jax.tree.map(np.asarray, init_params)
+    worst = 0.0
+    for a, b, z in zip(jax.tree.leaves(p1), jax.tree.leaves(p4), jax.tree.leaves(p0)):
+      d1, d4 = a - z, b - z
+      worst = max(worst, float(np.linalg.norm(d1 - d4) / (np.linalg.norm(d1) + 1e-12)))
+    print("worst relative update difference", worst)
+    assert worst < 2e-2, worst
     for a, b in zip(jax.tree.leaves(b1), jax.tree.leaves(b4)):
-      np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-4)
-    print("PARITY_OK", l1, l4)
+      np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    print("PARITY_OK", l1, l4, worst)
 """)
 
 
@@ -78,7 +86,8 @@ def test_four_simulated_devices_match_one_device():
   res = subprocess.run([sys.executable, "-c", PARITY.format(root=ROOT)], capture_output=True,
                        text=True, env=env, timeout=900)
   assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
-  assert "PARITY_OK" in res.stdout
+  assert "PARITY_OK" in res.stdout, res.stdout
+  print(res.stdout.strip().splitlines()[-1])
 
 
 def test_nonfinite_step_is_dropped_and_reported():

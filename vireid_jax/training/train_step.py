@@ -120,7 +120,8 @@ def make_train_step(model, tx: optax.GradientTransformation,
     metrics = {f"loss/{k}": v for k, v in terms.items() if k != "accuracy"}
     if "accuracy" in terms:
       metrics["train/accuracy"] = terms["accuracy"]
-    metrics["train/grad_norm"] = optax.global_norm(grads)
+    metrics["train/grad_norm"] = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
+                                              for g in jax.tree.leaves(grads)))
     metrics["train/nonfinite"] = (~ok).astype(jnp.float32)
     if lr_fn is not None:
       metrics.update({f"train/{k}": v for k, v in lr_fn(state.step).items()})

@@ -54,3 +54,18 @@ def image_bytes(path: str) -> bytes:
 def relative(root: str, path: str) -> str:
   """The path as written relative to ROOT (the example's file_name feature)."""
   return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def record_features():
+  """The feature spec both builders share (imports TensorFlow Datasets lazily)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from vireid_jax.data.records import MODALITY_NAMES  # pylint: disable=g-import-not-at-top
+  return tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=(None, None, 3)),
+      "label": tfds.features.Scalar(dtype=np.int64),
+      "person_id": tfds.features.Scalar(dtype=np.int64),
+      "camera": tfds.features.Scalar(dtype=np.int64),
+      "modality": tfds.features.ClassLabel(names=[MODALITY_NAMES[0], MODALITY_NAMES[1]]),
+      "file_name": tfds.features.Text(),
+  })

@@ -10,11 +10,9 @@ import dataclasses
 import os
 
 from vireid_jax.data import regdb
-from vireid_jax.data.records import MODALITY_NAMES
-from vireid_jax.data.tfds_builders import image_bytes, quiet_tensorflow, relative
+from vireid_jax.data.tfds_builders import image_bytes, quiet_tensorflow, record_features, relative
 
 quiet_tensorflow()
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-order
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
 tfds.disable_progress_bar()
@@ -45,14 +43,7 @@ class Regdb(tfds.core.GeneratorBasedBuilder):
         builder=self,
         description=("RegDB: 412 identities, 10 co-registered visible and thermal images each. "
                      "label is as written in the idx files."),
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3)),
-            "label": tfds.features.Scalar(dtype=np.int64),
-            "person_id": tfds.features.Scalar(dtype=np.int64),
-            "camera": tfds.features.Scalar(dtype=np.int64),
-            "modality": tfds.features.ClassLabel(names=[MODALITY_NAMES[0], MODALITY_NAMES[1]]),
-            "file_name": tfds.features.Text(),
-        }),
+        features=record_features(),
         supervised_keys=("image", "label"),
         homepage="http://dm.dgu.edu/link.html",
     )

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 
 from vireid_jax.data import sysu
-from vireid_jax.data.records import MODALITY_NAMES, ImageRecord
-from vireid_jax.data.tfds_builders import image_bytes, quiet_tensorflow, relative
+from vireid_jax.data.records import ImageRecord
+from vireid_jax.data.tfds_builders import image_bytes, quiet_tensorflow, record_features, relative
 
 quiet_tensorflow()
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-order
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
 tfds.disable_progress_bar()
@@ -36,14 +35,7 @@ class SysuMm01(tfds.core.GeneratorBasedBuilder):
         builder=self,
         description=("SYSU-MM01: 491 identities seen by 4 RGB and 2 near-infrared cameras. "
                      "label is the training class (train) or the person id (query, gallery)."),
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3)),
-            "label": tfds.features.Scalar(dtype=np.int64),
-            "person_id": tfds.features.Scalar(dtype=np.int64),
-            "camera": tfds.features.Scalar(dtype=np.int64),
-            "modality": tfds.features.ClassLabel(names=[MODALITY_NAMES[0], MODALITY_NAMES[1]]),
-            "file_name": tfds.features.Text(),
-        }),
+        features=record_features(),
         supervised_keys=("image", "label"),
         homepage="https://github.com/wuancong/SYSU-MM01",
     )
