@@ -118,3 +118,14 @@ def test_nonfinite_step_is_dropped_and_reported():
     assert "step 1" in str(e) and "total" in str(e)
   c.optim.skip_nonfinite = True
   trainer.check_nonfinite(state, c, ckpt=None)   # only a warning now
+
+
+def test_model_losses_and_trainer_import_neither_tensorflow_nor_clu():
+  """The GPU benchmark machine has neither: the step must build without them."""
+  code = ("import sys; import vireid_jax.models.vireid, vireid_jax.models.pretrained, "
+          "vireid_jax.losses.objective, vireid_jax.training.train_step, "
+          "vireid_jax.training.trainer, vireid_jax.evaluation.runner; "
+          "bad = [m for m in ('tensorflow', 'clu', 'tensorflow_datasets') if m in sys.modules]; "
+          "assert not bad, bad")
+  res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+  assert res.returncode == 0, res.stderr[-2000:]
