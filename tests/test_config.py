@@ -85,3 +85,13 @@ def test_unknown_override_key_is_an_error_and_known_override_applies():
                        cwd=ROOT)
   assert bad.returncode != 0
   assert "identitties" in bad.stderr
+
+
+def test_main_reports_bad_input_without_a_traceback(tmp_path):
+  res = subprocess.run(
+      [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/sysu.py",
+       f"--workdir={tmp_path}/w", f"--config.data.root={tmp_path}/missing"],
+      capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert res.returncode == 1
+  assert "error: SYSU-MM01 root" in res.stderr and "request it from the authors" in res.stderr
+  assert "Traceback" not in res.stderr

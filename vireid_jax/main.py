@@ -43,12 +43,27 @@ def main(argv) -> None:
   parallel.maybe_initialize_distributed()
   logging.info("JAX %s: process %d/%d, devices: %s", jax.__version__, jax.process_index(),
                jax.process_count(), jax.devices())
-  if config.mode == "train":
-    trainer.train_and_evaluate(config, _WORKDIR.value)
-  elif config.mode == "eval":
-    trainer.evaluate_checkpoint(config, _WORKDIR.value)
-  else:
+  from vireid_jax.data.images import BadImageError  # pylint: disable=g-import-not-at-top
+  if config.mode not in ("train", "eval"):
     raise app.UsageError(f"--config.mode={config.mode!r}: use train or eval.")
+  try:
+    if config.mode == "train":
+      trainer.train_and_evaluate(config, _WORKDIR.value)
+    else:
+      trainer.evaluate_checkpoint(config, _WORKDIR.value)
+  except (FileNotFoundError, BadImageError, trainer.NonFiniteLossError) as e:
+    user_error(e)
+  except ValueError as e:
+    if not str(e).startswith("Invalid config"):
+      raise
+    user_error(e)
+
+
+def user_error(error: Exception) -> None:
+  """Bad input (paths, data, config): the message says what to do; no traceback."""
+  logging.error("%s: %s", type(error).__name__, error)
+  print(f"\nerror: {error}", file=sys.stderr, flush=True)
+  sys.exit(1)
 
 
 def run() -> None:
