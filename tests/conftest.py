@@ -11,3 +11,14 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture(scope="session")
+def tiny_sysu_root(tmp_path_factory):
+  """A 12-identity synthetic SYSU-MM01 (8 training ids) for end-to-end runs; one per worker."""
+  from vireid_jax.data import datasets  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path_factory.mktemp("tiny_sysu") / "sysu")
+  datasets.ensure_synthetic(root, "sysu", num_ids=12, seed=0)
+  return root

@@ -51,7 +51,8 @@ def main(argv) -> None:
       trainer.train_and_evaluate(config, _WORKDIR.value)
     else:
       trainer.evaluate_checkpoint(config, _WORKDIR.value)
-  except (FileNotFoundError, BadImageError, trainer.NonFiniteLossError) as e:
+  except (FileNotFoundError, BadImageError, trainer.NonFiniteLossError,
+          trainer.checkpointing.CheckpointMismatchError) as e:
     user_error(e)
   except ValueError as e:
     if not str(e).startswith("Invalid config"):

@@ -3,10 +3,11 @@ r"""Scans a dataset before training, so a bad file fails here and not at step 40
     python -m vireid_jax.data.check --dataset=sysu --root=/data/SYSU-MM01
     python -m vireid_jax.data.check --dataset=regdb --root=/data/RegDB [--trial=1]
 
-Prints image counts per camera and modality, ids without images, and every
-file that is empty, truncated, not an image or in an unexpected mode (visible
-images must be RGB; infrared ones may be L, RGB or 16-bit). Exits with status 1
-if it found problems. Uses the same readers as training (no TensorFlow).
+Prints image counts per camera and modality and per image mode, ids without
+images, and every file that is empty, truncated, not an image, or grey in a
+visible camera. Modes the readers convert (RGBA, palette, 16-bit, ...) are
+counted and listed, not refused. Exits with status 1 if it found problems.
+Uses the same readers as training (no TensorFlow).
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from PIL import Image
 from vireid_jax.data import regdb, sysu
 from vireid_jax.data.records import INFRARED, MODALITY_NAMES, VISIBLE, ImageRecord
 
-ALLOWED_MODES = {VISIBLE: ("RGB",), INFRARED: ("L", "RGB", "I;16", "I;16B", "I;16L", "I")}
+# Modes read without conversion; others are converted to RGB by both readers
+# (16-bit grey stretched by its maximum, transparency laid over black), and counted.
+NATIVE_MODES = {VISIBLE: ("RGB",), INFRARED: ("L", "RGB")}
+# A visible image without colour is most likely an infrared one in the wrong folder.
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
 @dataclasses.dataclass
@@ -52,33 +57,52 @@ class Report:
     return "\n".join(out)
 
 
-def check_image(path: str, modality: int) -> str | None:
-  """Returns what is wrong with one image file, or None if it decodes fine."""
+def inspect_image(path: str, modality: int) -> tuple[str | None, str | None]:
+  """(PIL mode or None, what is wrong with the file or None) for one image."""
   try:
     if os.path.getsize(path) == 0:
-      return "zero-byte file"
+      return None, "zero-byte file"
   except OSError as e:
-    return f"cannot stat ({e})"
+    return None, f"cannot stat ({e})"
   try:
     with Image.open(path) as img:
       mode = img.mode
       img.load()
   except Exception as e:  # pylint: disable=broad-except
-    return f"cannot decode ({type(e).__name__}: {e})"
-  if mode not in ALLOWED_MODES[modality]:
-    return (f"unexpected mode {mode!r} for a {MODALITY_NAMES[modality]} image "
-            f"(expected {' or '.join(ALLOWED_MODES[modality])})")
-  return None
+    return None, f"cannot decode ({type(e).__name__}: {e})"
+  if modality == VISIBLE and mode in GREY_MODES:
+    return mode, (f"unexpected mode {mode!r} for a visible image (expected colour, e.g. RGB): "
+                  "is it an infrared image in a visible camera's folder?")
+  return mode, None
+
+
+def check_image(path: str, modality: int) -> str | None:
+  """Returns what is wrong with one image file, or None if it decodes fine."""
+  return inspect_image(path, modality)[1]
 
 
 def _check_files(records: Iterable[ImageRecord], report: Report, seen: set[str]) -> None:
+  modes = {VISIBLE: collections.Counter(), INFRARED: collections.Counter()}
+  converted: dict[int, list[str]] = {VISIBLE: [], INFRARED: []}
   for r in records:
     if r.path in seen:
       continue
     seen.add(r.path)
-    why = check_image(r.path, r.modality)
+    mode, why = inspect_image(r.path, r.modality)
     if why:
       report.problem(f"{r.path}: {why}")
+    if mode is not None:
+      modes[r.modality][mode] += 1
+      if not why and mode not in NATIVE_MODES[r.modality]:
+        converted[r.modality].append(f"{r.path} ({mode})")
+  for modality, counts in modes.items():
+    if counts:
+      report.info(f"{MODALITY_NAMES[modality]} image modes: " +
+                  ", ".join(f"{m} {n}" for m, n in sorted(counts.items())))
+    if converted[modality]:
+      report.info(f"{len(converted[modality])} {MODALITY_NAMES[modality]} image(s) converted to "
+                  f"RGB on reading (16-bit grey stretched, transparency over black), e.g. "
+                  f"{'; '.join(converted[modality][:3])}")
 
 
 def _counts(report: Report, title: str, records: Sequence[ImageRecord]) -> None:

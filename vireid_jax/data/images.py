@@ -2,7 +2,8 @@
 
 Used by evaluation and tools (which must run where TensorFlow is absent). Real
 SYSU-MM01 infrared images and RegDB thermal images may be single-channel; they
-come out with three identical channels. 16-bit and RGBA images are handled too.
+come out with three identical channels. 16-bit greys are stretched by their maximum,
+transparent pixels laid over black; the tf.data reader (pipeline.decode) gives the same pixels.
 """
 
 from __future__ import annotations

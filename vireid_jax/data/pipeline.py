@@ -119,14 +119,51 @@ def image_keys(seed: int, step: int, num_rows: int) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # Per-image TF ops (pure functions of their inputs).
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def decode(contents):
-  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (h, w, 3) at the file's size."""
+  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (h, w, 3) at the file's size.
+
+  Same pixels as `images.load_image` (PIL), which evaluation uses, for every
+  mode: see `decode_png` for 16-bit and transparent PNGs.
+  """
   tf = import_tf()
+  is_png = tf.equal(tf.strings.substr(contents, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
   return tf.cond(
       tf.io.is_jpeg(contents),
       lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
-      lambda: tf.io.decode_image(contents, channels=3, expand_animations=False,
-                                 dtype=tf.uint8))
+      lambda: tf.cond(
+          is_png, lambda: decode_png(contents),
+          lambda: tf.io.decode_image(contents, channels=3, expand_animations=False,
+                                     dtype=tf.uint8)))
+
+
+def decode_png(contents):
+  """PNG -> uint8 (h, w, 3) as `images.to_rgb` converts it.
+
+  TF alone would divide 16-bit greys by 257 and drop alpha; PIL (evaluation)
+  stretches 16-bit greys by the image maximum (when above 255) and lays
+  transparent pixels over black. Bit depth and colour type are bytes 24 and 25
+  of the file (the IHDR chunk).
+  """
+  tf = import_tf()
+  header = tf.io.decode_raw(tf.strings.substr(contents, 24, 2), tf.uint8)
+  depth, colour = header[0], header[1]
+
+  def grey16():
+    x = tf.cast(tf.io.decode_png(contents, channels=1, dtype=tf.uint16), tf.float64)
+    top = tf.reduce_max(x)
+    x = x * tf.where(top > 255.0, 255.0 / top, tf.constant(1.0, tf.float64))
+    return tf.image.grayscale_to_rgb(tf.cast(tf.clip_by_value(x, 0.0, 255.0), tf.uint8))
+
+  def over_black():   # PIL's alpha_composite onto opaque black: round(value * alpha / 255)
+    x = tf.cast(tf.io.decode_png(contents, channels=4), tf.int32)
+    return tf.cast((x[..., :3] * x[..., 3:] + 127) // 255, tf.uint8)
+
+  has_alpha = (colour == 3) | (colour == 4) | (colour == 6)   # palette (maybe tRNS), LA, RGBA
+  return tf.case([(tf.logical_and(depth == 16, colour == 0), grey16), (has_alpha, over_black)],
+                 default=lambda: tf.io.decode_png(contents, channels=3))
 
 
 def decode_and_resize(contents, image_size: Sequence[int]):

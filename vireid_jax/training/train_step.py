@@ -22,8 +22,10 @@ from vireid_jax.data.images import IMAGENET_MEAN, IMAGENET_STD
 from vireid_jax.losses import objective
 
 # Loss terms in a fixed order: bit i of `TrainState.first_nonfinite_terms` is term i;
-# bit GRADIENTS_BIT marks non-finite gradients.
+# bit GRADIENTS_BIT marks non-finite gradients, UPDATE_BIT finite gradients whose
+# update overflowed the parameters (e.g. a learning rate far too large).
 GRADIENTS_BIT = 30
+UPDATE_BIT = 29
 TERM_NAMES = ("id", "tri", "intra_id_visible", "intra_tri_visible",
               "intra_id_infrared", "intra_tri_infrared", "dist", "total")
 
@@ -36,7 +38,7 @@ class TrainState:
   opt_state: Any
   nonfinite_count: jax.Array         # steps whose update was dropped
   first_nonfinite_step: jax.Array    # -1 when none
-  first_nonfinite_terms: jax.Array   # bitmask over TERM_NAMES (+ GRADIENTS_BIT)
+  first_nonfinite_terms: jax.Array   # bitmask over TERM_NAMES (+ GRADIENTS_BIT, UPDATE_BIT)
 
 
 def create_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
@@ -59,19 +61,27 @@ def normalize_images(images: jax.Array, dtype) -> jax.Array:
   return images.astype(dtype)
 
 
-def nonfinite_bits(terms: dict[str, jax.Array], grads) -> jax.Array:
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def nonfinite_bits(terms: dict[str, jax.Array], grads, new_params=None) -> jax.Array:
   bits = jnp.zeros((), jnp.int32)
   for i, name in enumerate(TERM_NAMES):
     if name in terms:
       bits = bits | jnp.where(jnp.isfinite(terms[name]), 0, 1 << i)
-  grads_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-  return bits | jnp.where(grads_ok, 0, 1 << GRADIENTS_BIT)
+  bits = bits | jnp.where(_all_finite(grads), 0, 1 << GRADIENTS_BIT)
+  if new_params is not None:
+    bits = bits | jnp.where(_all_finite(new_params), 0, 1 << UPDATE_BIT)
+  return bits
 
 
 def describe_nonfinite(bits: int) -> list[str]:
   names = [n for i, n in enumerate(TERM_NAMES) if bits & (1 << i)]
   if bits & (1 << GRADIENTS_BIT):
     names.append("gradients")
+  if bits & (1 << UPDATE_BIT):
+    names.append("parameters after the update")
   return names
 
 
@@ -104,7 +114,7 @@ def make_train_step(model, tx: optax.GradientTransformation,
     updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
     new_params = optax.apply_updates(state.params, updates)
 
-    bits = nonfinite_bits(terms, grads)
+    bits = nonfinite_bits(terms, grads, new_params)
     ok = bits == 0
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
     first = (state.first_nonfinite_step < 0) & ~ok
