@@ -30,16 +30,30 @@ def make_embed_fn(model: vireid.ViReIDNet, variables, dtype_name: str = "float32
   return embed
 
 
-def evaluate(config: ml_collections.ConfigDict, workdir: str, model, variables, *,
-             trials: int, mesh=None) -> tuple[str, dict]:
-  """Returns (layout, {protocol: metrics}) for the dataset that `config.data` names."""
-  layout, test_set = datasets.load_test_set(config.data, workdir)
+def make_test_extractor(config: ml_collections.ConfigDict, model, variables, *, mesh=None,
+                        batch_size: int | None = None):
+  """`extract(paths, modality) -> (N, D)` with the run's evaluation settings (`config.eval`).
+
+  Shared by the evaluation and the user tools (rank lists, plots, feature export).
+  """
   if mesh is None:
     mesh = jax.sharding.Mesh(jax.local_devices(), ("data",))
   variables = jax.device_put(variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-  extract = features.make_extractor(
+  return features.make_extractor(
       make_embed_fn(model, variables, config.eval.dtype), tuple(config.data.image_size),
-      int(config.eval.batch_size), flip=bool(config.eval.flip), mesh=mesh)
+      int(batch_size or config.eval.batch_size), flip=bool(config.eval.flip), mesh=mesh)
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, model, variables, *,
+             trials: int, mesh=None, extract=None) -> tuple[str, dict]:
+  """Returns (layout, {protocol: metrics}) for the dataset that `config.data` names.
+
+  `extract`: an extractor from `make_test_extractor` to reuse (its compiled
+  embedding); by default one is made from `model` and `variables`.
+  """
+  layout, test_set = datasets.load_test_set(config.data, workdir)
+  if extract is None:
+    extract = make_test_extractor(config, model, variables, mesh=mesh)
   if layout == "sysu":
     results = protocols.evaluate_sysu_protocols(
         test_set, extract, trials=trials, gallery_rule=config.eval.gallery_rule,

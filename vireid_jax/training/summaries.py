@@ -1,8 +1,9 @@
 """Metric summaries: CLU writers (TensorBoard) plus a plain JSON-lines log.
 
 CLU's writers import TensorFlow, which some machines (the GPU benchmark host)
-lack; there the JSON-lines log and the console still work. `metrics.jsonl` in
-the workdir is also the easiest thing to parse in a notebook.
+lack; there the JSON-lines log, PNG files for images (WORKDIR/images/) and the
+console still work. `metrics.jsonl` in the workdir is also the easiest thing to
+parse in a notebook.
 """
 
 from __future__ import annotations
@@ -17,20 +18,69 @@ import numpy as np
 from absl import logging
 
 
-class JsonlWriter:
-  """Appends one JSON object per write to WORKDIR/metrics.jsonl."""
+def drop_partial_last_line(path: str) -> None:
+  """Cuts a row left half-written by a killed run, so appended rows stay valid JSON lines.
 
-  def __init__(self, path: str):
+  After a resume, steps past the restored checkpoint appear twice; the later row wins.
+  """
+  if not os.path.exists(path):
+    return
+  with open(path, "rb+") as f:
+    end = f.seek(0, os.SEEK_END)
+    if end == 0:
+      return
+    f.seek(end - 1)
+    if f.read(1) == b"\n":
+      return
+    cut, pos = 0, end
+    while pos > 0:   # the last newline, reading backwards in blocks
+      start = max(0, pos - 65536)
+      f.seek(start)
+      i = f.read(pos - start).rfind(b"\n")
+      if i >= 0:
+        cut = start + i + 1
+        break
+      pos = start
+    logging.warning("%s: dropping a half-written last row (%d bytes) left by a killed run.",
+                    path, end - cut)
+    f.truncate(cut)
+
+
+class JsonlWriter:
+  """Appends one JSON object per write to WORKDIR/metrics.jsonl.
+
+  With `image_dir` (used when TensorBoard is unavailable) images are saved
+  there as PNG files, `TAG_STEP.png` (`TAG_STEP_I.png` for several per write).
+  """
+
+  def __init__(self, path: str, image_dir: str | None = None):
     self.path = path
+    self.image_dir = image_dir
+    drop_partial_last_line(path)
     self._f = open(path, "a", encoding="utf-8")
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     row = {"step": int(step), "time": time.time()}
     row.update({k: float(np.asarray(v)) for k, v in scalars.items()})
     self._f.write(json.dumps(row) + "\n")
+    self._f.flush()   # whole rows on disk: a killed run loses no logged step
 
   def write_images(self, step, images):
-    del step, images
+    if not self.image_dir:
+      return
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    os.makedirs(self.image_dir, exist_ok=True)
+    for tag, batch in images.items():
+      batch = np.asarray(batch)
+      if batch.ndim == 3:
+        batch = batch[None]
+      if batch.dtype != np.uint8:    # floats in [0, 1], as TensorBoard takes them
+        batch = (np.clip(batch, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+      name = tag.replace("/", "_")
+      for i, img in enumerate(batch):
+        suffix = f"_{i}" if len(batch) > 1 else ""
+        Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(
+            os.path.join(self.image_dir, f"{name}_{int(step)}{suffix}.png"))
 
   def write_texts(self, step, texts):
     del step, texts
@@ -58,7 +108,8 @@ def create_writer(workdir: str, use_clu: bool = True):
   if jax.process_index() != 0:
     return MultiWriter([])
   os.makedirs(workdir, exist_ok=True)
-  writers = [JsonlWriter(os.path.join(workdir, "metrics.jsonl"))]
+  jsonl = JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
+  writers = [jsonl]
   if use_clu:
     try:
       from clu import metric_writers  # pylint: disable=g-import-not-at-top
@@ -66,7 +117,9 @@ def create_writer(workdir: str, use_clu: bool = True):
           workdir, just_logging=False, asynchronous=True))
     except ImportError as e:
       logging.warning("CLU/TensorFlow unavailable (%s): TensorBoard summaries off, "
-                      "metrics.jsonl only.", e)
+                      "metrics.jsonl and images/ only.", e)
+  if len(writers) == 1:    # no TensorBoard: images go to WORKDIR/images/ as PNG files
+    jsonl.image_dir = os.path.join(workdir, "images")
   return MultiWriter(writers)
 
 

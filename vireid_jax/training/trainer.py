@@ -122,10 +122,25 @@ def local_variables(state) -> dict:
   return jax.tree.map(np.asarray, {"params": state.params, "batch_stats": state.batch_stats})
 
 
-def run_evaluation(config, workdir: str, model, variables, trials: int, mesh=None):
+def run_evaluation(config, workdir: str, model, variables, trials: int, mesh=None,
+                   extract=None):
   """Runs the dataset's protocols; returns (layout, results dict)."""
   from vireid_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
-  return runner.evaluate(config, workdir, model, variables, trials=trials, mesh=mesh)
+  return runner.evaluate(config, workdir, model, variables, trials=trials, mesh=mesh,
+                         extract=extract)
+
+
+def evaluation_extractor(config, model, variables):
+  """The evaluation's feature extractor, compiled once for the protocols and the rank list."""
+  from vireid_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
+  return runner.make_test_extractor(config, model, variables)
+
+
+def write_rank_list(writer, step, tag, config, workdir, extract) -> None:
+  """A rank-list image of `eval.rank_list_images` queries into the summaries (0 = off)."""
+  if int(config.eval.rank_list_images) > 0:
+    from vireid_jax.tools import rank_lists  # pylint: disable=g-import-not-at-top
+    rank_lists.write_summary(writer, step, tag, config, workdir, extract)
 
 
 # ----------------------------------------------------------------------------
@@ -229,9 +244,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
           return None
         if (config.eval.every_epochs and config.data.name != "fake"
             and (epoch % config.eval.every_epochs == 0 or last)):
-          _, res = run_evaluation(config, workdir, model, local_variables(state),
-                                  trials=int(config.eval.train_trials))
+          variables = local_variables(state)
+          extract = evaluation_extractor(config, model, variables)
+          _, res = run_evaluation(config, workdir, model, variables,
+                                  trials=int(config.eval.train_trials), extract=extract)
           write_eval_summaries(writer, done, res, prefix="eval")
+          write_rank_list(writer, done, "eval/rank_list", config, workdir, extract)
           rank1 = headline_rank1(res)
           if ckpt.save_if_best(done, state, rank1):
             logging.info("Epoch %d: new best Rank-1 %.2f%% (saved to best/).", epoch, rank1)
@@ -249,6 +267,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   return report(config, workdir, model, state, used, which, writer)
 
 
+def abstract_train_state(config, model, steps_per_epoch: int, mesh):
+  """Shapes, dtypes and shardings of the train state: what a restore needs, nothing computed."""
+  size = tuple(config.data.image_size)
+
+  def make_state(r):
+    v = vireid.init_variables(model, r, size, batch=2)
+    return train_step_lib.create_train_state(
+        v, build_optimizer(config, v["params"], steps_per_epoch))
+
+  abstract = jax.eval_shape(make_state, jax.random.key(0))
+  rep = parallel.replicated(mesh)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """`--config.mode=eval`: restores the best (or named) checkpoint and reports."""
   workdir = os.path.abspath(workdir)
@@ -263,16 +295,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   train_set = datasets.load_train_set(config.data, workdir)
   model = build_model(config, train_set.num_classes)
   steps_per_epoch = derive_steps_per_epoch(config, train_set)
-  size = tuple(config.data.image_size)
-
-  def make_state(r):
-    v = vireid.init_variables(model, r, size, batch=2)
-    return train_step_lib.create_train_state(
-        v, build_optimizer(config, v["params"], steps_per_epoch))
-
-  abstract = jax.eval_shape(make_state, jax.random.key(0))
-  rep = parallel.replicated(mesh)
-  abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
+  abstract = abstract_train_state(config, model, steps_per_epoch, mesh)
   ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
   which = config.eval.checkpoint
   if which == "best" and ckpt.best_step() is None:
@@ -286,8 +309,11 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
 
 def report(config, workdir, model, state, step, which, writer) -> dict:
   from vireid_jax.evaluation import report as report_lib  # pylint: disable=g-import-not-at-top
-  layout, results = run_evaluation(config, workdir, model, local_variables(state),
-                                   trials=int(config.eval.trials))
+  variables = local_variables(state)
+  extract = evaluation_extractor(config, model, variables)
+  layout, results = run_evaluation(config, workdir, model, variables,
+                                   trials=int(config.eval.trials), extract=extract)
+  write_rank_list(writer, step, "test/rank_list", config, workdir, extract)
   dataset = config.data.name if config.data.name != "synthetic" else f"synthetic_{layout}"
   table = report_lib.format_table(results, dataset)
   logging.info("Results (%s checkpoint, step %d):\n%s", which, step, table)
@@ -344,15 +370,20 @@ def check_nonfinite(state, config, ckpt) -> None:
     return
   first = int(jax.device_get(state.first_nonfinite_step))
   terms = train_step_lib.describe_nonfinite(int(jax.device_get(state.first_nonfinite_terms)))
+  # Steps are numbered as in the logs and checkpoints: step n is the update from n-1 to n.
   if config.optim.skip_nonfinite:
     logging.warning("%d step(s) skipped for NaN/Inf so far (first at step %d: %s).",
-                    count, first, ", ".join(terms))
+                    count, first + 1, ", ".join(terms))
     return
+  last_good = ""
   if ckpt is not None:
     ckpt.wait()
+    if ckpt.latest_step() is not None:
+      last_good = f" (step {ckpt.latest_step()} in {ckpt.workdir}/checkpoints)"
   raise NonFiniteLossError(
-      f"Non-finite values at step {first} in: {', '.join(terms)}. The update of that "
-      "step was dropped and no checkpoint was written after it; the last good "
-      "checkpoint is untouched. Lower the learning rates (optim.lr_new, "
+      f"Non-finite values at step {first + 1} (the update from step {first}) in: "
+      f"{', '.join(terms)}. The update of that step was dropped and no checkpoint was "
+      f"written after it; the last good checkpoint{last_good} is untouched. "
+      "Lower the learning rates (optim.lr_new, "
       "optim.lr_pretrained), set model.dtype=float32, or set "
       "optim.skip_nonfinite=True to skip such steps.")

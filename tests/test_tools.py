@@ -1,0 +1,273 @@
+"""User tools: rank-list pictures, embedding plots, feature export, images in the summaries.
+
+Pure parts on hand-made arrays; the three command lines on one tiny trained run
+(synthetic SYSU-layout data, ResNet-18 at 64x32, two steps) shared by the module.
+"""
+
+import contextlib
+import glob
+import io
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vireid_jax import config_defaults
+from vireid_jax.data import synthetic
+from vireid_jax.tools import embeddings, extract, plot_embeddings, rank_lists, visualize_ranks
+from vireid_jax.tools import workdir as workdir_lib
+from vireid_jax.training import summaries
+
+H, W = 64, 32
+
+
+# ---------------------------------------------------------------- pure parts
+
+def test_top_k_orders_by_distance_keeps_gallery_order_on_ties_and_skips_excluded():
+  d = np.array([[0.5, 0.1, 0.3, 0.1],
+                [0.9, 0.8, 0.7, 0.6]])
+  idx, dist = rank_lists.top_k(d, 3)
+  np.testing.assert_array_equal(idx, [[1, 3, 2], [3, 2, 1]])
+  np.testing.assert_allclose(dist, [[0.1, 0.1, 0.3], [0.6, 0.7, 0.8]])
+  # SYSU camera rule: the camera-3 query (row 0) may not see camera-2 images.
+  excluded = rank_lists.sysu_camera_rule(np.array([3, 6]), np.array([1, 2, 4, 2]))
+  np.testing.assert_array_equal(excluded, [[False, True, False, True], [False] * 4])
+  idx, _ = rank_lists.top_k(d, 2, excluded)
+  np.testing.assert_array_equal(idx, [[2, 0], [3, 2]])
+  with pytest.raises(ValueError, match="1 <= k <= 2"):
+    rank_lists.top_k(d, 3, excluded)
+
+
+def test_rank_grid_has_the_exact_size_and_green_red_frames_where_identities_match():
+  h, w, k = 20, 10, 3
+  queries = np.full((2, h, w, 3), 90, np.uint8)
+  gallery = np.full((2, k, h, w, 3), 160, np.uint8)
+  matches = np.array([[True, False, True], [False, False, True]])
+  grid = rank_lists.draw_rank_grid(queries, gallery, np.full((2, k), 0.5), matches,
+                                   query_labels=["id 1", "id 2"])
+  # 4 + 2 * (20 + 6 + 24 + 4) by 4 + 16 + 12 + 3 * (16 + 4), from the layout constants.
+  assert grid.shape == (112, 92, 3) == rank_lists.grid_size(2, k, h, w) + (3,)
+  assert grid.dtype == np.uint8
+  for row in range(2):
+    y, x = rank_lists.cell_origin(row, 0, h, w)
+    assert tuple(grid[y, x]) == rank_lists.QUERY
+    assert tuple(grid[y + rank_lists.BORDER + 5, x + rank_lists.BORDER + 5]) == (90, 90, 90)
+    for r in range(k):
+      y, x = rank_lists.cell_origin(row, r + 1, h, w)
+      want = rank_lists.CORRECT if matches[row, r] else rank_lists.WRONG
+      # All four sides of the frame, and the image inside it.
+      for yy, xx in ((y, x), (y + h + 5, x + w + 5), (y + 10, x + 1), (y + 1, x + w + 4)):
+        assert tuple(grid[yy, xx]) == want, (row, r, yy, xx)
+      assert tuple(grid[y + 3 + h // 2, x + 3 + w // 2]) == (160, 160, 160)
+  # Captions are drawn (black text somewhere under the first gallery cell).
+  y, x = rank_lists.cell_origin(0, 1, h, w)
+  assert (grid[y + h + 6:y + h + 6 + rank_lists.CAPTION, x:x + w + 6] == 0).any()
+
+
+def test_rank_grid_refuses_mismatched_shapes():
+  q = np.zeros((1, 8, 4, 3), np.uint8)
+  with pytest.raises(ValueError, match="gallery must be"):
+    rank_lists.draw_rank_grid(q, np.zeros((1, 2, 8, 5, 3), np.uint8), np.zeros((1, 2)),
+                              np.zeros((1, 2), bool))
+
+
+def test_pca_recovers_the_main_axes_with_fixed_signs():
+  t = np.linspace(-2.0, 2.0, 9)
+  s = np.tile([0.3, -0.3], 5)[:9]
+  # Points along (1, 1, 0)/sqrt2 (spread 2) and (0, 0, -1) (spread 0.3).
+  x = np.stack([t / np.sqrt(2), t / np.sqrt(2), -s], axis=1) + 5.0
+  xy = embeddings.pca_2d(x)
+  np.testing.assert_allclose(xy[:, 0], t, atol=1e-9)
+  np.testing.assert_allclose(xy[:, 1], -s - np.mean(-s), atol=1e-9)
+  np.testing.assert_allclose(embeddings.pca_2d(-x)[:, 0], -t, atol=1e-9)  # orientation follows data
+
+
+def test_tsne_keeps_two_distant_clusters_apart():
+  pytest.importorskip("sklearn")
+  rng = np.random.default_rng(0)
+  x = np.concatenate([rng.normal(0, 0.1, (12, 8)) + 5.0, rng.normal(0, 0.1, (12, 8)) - 5.0])
+  xy = embeddings.tsne_2d(x, seed=0)
+  assert xy.shape == (24, 2)
+  a, b = xy[:12], xy[12:]
+  spread = max(np.linalg.norm(a - a.mean(0), axis=1).max(), np.linalg.norm(b - b.mean(0), axis=1).max())
+  assert np.linalg.norm(a.mean(0) - b.mean(0)) > 2 * spread
+
+
+def test_modality_stats_and_their_symmetric_kl():
+  feats = np.array([[1.0, 0.0], [3.0, 0.0], [2.0, 1.0], [2.0, 3.0]])
+  e = embeddings.Embeddings("x", feats, np.array([1, 1, 1, 1]), np.array([0, 0, 1, 1]))
+  st = embeddings.modality_stats(e)
+  np.testing.assert_allclose(st.mean_visible, [2.0, 0.0])
+  np.testing.assert_allclose(st.mean_infrared, [2.0, 2.0])
+  np.testing.assert_allclose(st.var_visible, [1.0, 0.0])
+  np.testing.assert_allclose(st.var_infrared, [0.0, 1.0])
+  # Dimension 0: variances 1 and 1e-6, equal means; dimension 1: 1e-6 and 1, means 0 and 2.
+  f = 1e-6
+  kl0 = 0.25 * (1 / f + f - 2)
+  kl1 = 0.25 * (f + 1 / f - 2 + 4 * (1 / f + 1))
+  assert st.sym_kl == pytest.approx((kl0 + kl1) / 2, rel=1e-9)
+  same = embeddings.Embeddings("y", np.array([[0.0], [1.0], [0.0], [1.0]]), np.zeros(4),
+                               np.array([0, 0, 1, 1]))
+  assert embeddings.modality_stats(same).sym_kl == pytest.approx(0.0, abs=1e-12)
+
+
+def test_saved_config_round_trips_and_new_keys_keep_defaults():
+  c = config_defaults.base_config()
+  c.data.image_size = (64, 32)
+  c.loss.w_dist = 0.25
+  saved = json.loads(c.to_json_best_effort())
+  del saved["eval"]["rank_list_images"]          # a run from before the key existed
+  saved["eval"]["retired_key"] = 1
+  back = workdir_lib.config_from_json(json.dumps(saved))
+  assert back.data.image_size == (64, 32) and isinstance(back.data.image_size, tuple)
+  assert back.loss.w_dist == 0.25
+  assert back.eval.rank_list_images == config_defaults.base_config().eval.rank_list_images
+  assert back.optim.decay_epochs == c.optim.decay_epochs
+  with pytest.raises(workdir_lib.NotAWorkdirError, match="not a training workdir"):
+    workdir_lib.read_config("/nonexistent/workdir")
+
+
+def test_find_images_walks_sorted_and_skips_other_files(tmp_path):
+  for rel in ("b/2.png", "b/10.JPG", "a.bmp", "c/d/e.jpeg", "notes.txt", ".hidden.png"):
+    p = tmp_path / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(b"x")
+  assert extract.find_images(str(tmp_path)) == ["a.bmp", "b/10.JPG", "b/2.png", "c/d/e.jpeg"]
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(FileNotFoundError, match="No image files"):
+    extract.find_images(str(tmp_path / "empty"))
+
+
+def test_writer_without_tensorboard_saves_images_as_png(tmp_path):
+  writer = summaries.create_writer(str(tmp_path), use_clu=False)
+  img = np.zeros((1, 6, 5, 3), np.uint8)
+  img[..., 1] = 200
+  writer.write_images(7, {"eval/rank_list": img})
+  writer.flush()
+  with Image.open(tmp_path / "images" / "eval_rank_list_7.png") as png:
+    assert png.size == (5, 6)
+    assert png.getpixel((2, 3)) == (0, 200, 0)
+
+
+# ---------------------------------------------------------------- on a trained run
+
+def tiny_config(root):
+  c = config_defaults.synthetic_demo(config_defaults.base_config())
+  c.data.name = "sysu"                # an existing SYSU-layout folder, read as real data
+  c.data.root = root
+  c.data.image_size = (H, W)
+  c.data.cache_decoded = False
+  c.model.branch_head_dim = 32
+  c.batch.identities = 4
+  c.batch.instances = 2
+  c.num_epochs = 1
+  c.steps_per_epoch = 2
+  c.log_every_steps = 1
+  c.optim.warmup_epochs = 1
+  c.optim.decay_epochs = (1,)
+  c.eval.every_epochs = 0             # the final report alone evaluates (and draws a rank list)
+  c.eval.trials = 1
+  c.eval.batch_size = 16
+  c.eval.rank_list_images = 2
+  return c
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  from vireid_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  base = tmp_path_factory.mktemp("tools")
+  root = str(base / "sysu")
+  synthetic.generate("sysu", root, num_ids=12, seed=0, images_per_cam=(2, 3), image_size=(H, W))
+  workdir = str(base / "run")
+  trainer.train_and_evaluate(tiny_config(root), workdir)
+  return workdir, root
+
+
+def summary_tags(workdir):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tags = set()
+  for path in glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  return tags
+
+
+def test_training_logs_each_loss_term_and_a_rank_list_image(trained):
+  workdir, _ = trained
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    keys = set().union(*(json.loads(line) for line in f))
+  assert {"loss/id", "loss/tri", "loss/dist", "loss/intra_id_visible", "loss/intra_tri_visible",
+          "loss/intra_id_infrared", "loss/intra_tri_infrared", "loss/total"} <= keys
+  assert "test/rank_list" in summary_tags(workdir)
+
+
+def pid_of(path):
+  return int(os.path.basename(os.path.dirname(path)))   # SYSU layout: camK/PPPP/NNNN.jpg
+
+
+def test_visualize_ranks_draws_frames_that_match_the_identities(trained, tmp_path):
+  workdir, _ = trained
+  out = str(tmp_path / "ranks.png")
+  visualize_ranks.main(["--workdir", workdir, "--num_queries", "3", "--topk", "4", "--out", out])
+  with Image.open(out) as png:
+    grid = np.asarray(png.convert("RGB"))
+  assert grid.shape[:2] == rank_lists.grid_size(3, 4, H, W)
+  with open(str(tmp_path / "ranks.json")) as f:
+    rows = json.load(f)
+  assert len(rows) == 3
+  # Each frame against the identities in the file paths (SYSU layout camK/PPPP/NNNN.jpg).
+  for q, row in enumerate(rows):
+    assert "/cam3/" in row["query"] or "/cam6/" in row["query"]      # infrared queries
+    assert len(row["gallery"]) == 4
+    for r, g in enumerate(row["gallery"]):
+      assert "/cam3/" not in g["path"] and "/cam6/" not in g["path"]  # visible gallery
+      correct = pid_of(g["path"]) == pid_of(row["query"])
+      assert g["match"] == correct
+      y, x = rank_lists.cell_origin(q, r + 1, H, W)
+      assert tuple(grid[y, x]) == (rank_lists.CORRECT if correct else rank_lists.WRONG)
+    distances = [g["distance"] for g in row["gallery"]]
+    assert distances == sorted(distances) and 0.0 <= distances[0] <= 2.0
+
+
+def test_extract_writes_features_with_relative_names(trained, tmp_path):
+  workdir, root = trained
+  folder = tmp_path / "footage"
+  sources = sorted(glob.glob(os.path.join(root, "cam1", "*", "*.jpg")))[:2]
+  sources = [sources[0], sources[1], sources[0]]       # the last file is a copy of the first
+  names = ["cam_a/0001.jpg", "cam_a/0002.jpg", "cam_b/x.jpg"]
+  for src, name in zip(sources, names):
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, folder / name)
+  (folder / "readme.txt").write_text("not an image")
+  out = str(tmp_path / "features.npz")
+  extract.main(["--workdir", workdir, "--images", str(folder), "--modality", "visible",
+                "--out", out, "--batch_size", "2"])
+  with np.load(out) as z:
+    assert set(z.files) == {"features", "paths", "modality", "step"}
+    feats, paths = z["features"], list(z["paths"])
+    assert str(z["modality"]) == "visible" and int(z["step"]) == 2
+  assert paths == names
+  assert feats.shape == (3, 512) and feats.dtype == np.float32
+  np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(feats[2], feats[0], atol=1e-6)   # same image, same feature
+  assert np.abs(feats[1] - feats[0]).max() > 1e-4
+
+  (folder / "cam_b" / "broken.png").write_bytes(b"not a png")
+  stderr = io.StringIO()
+  with contextlib.redirect_stderr(stderr):
+    status = workdir_lib.run_cli(extract.main, ["--workdir", workdir, "--images", str(folder),
+                                                "--modality", "infrared", "--out", out])
+  assert status == 1 and "broken.png" in stderr.getvalue()
+
+
+def test_plot_embeddings_draws_baseline_and_full_model_side_by_side(trained, tmp_path):
+  workdir, _ = trained
+  out = str(tmp_path / "emb.png")
+  plot_embeddings.main(["--workdir", workdir, "--baseline_workdir", workdir, "--tsne", "off",
+                        "--max_images", "16", "--out", out])
+  with Image.open(out) as png:
+    # Two columns of 4 x 80 px; PCA + two histograms, 3.25 x 80 px each.
+    assert png.size == (640, 780)

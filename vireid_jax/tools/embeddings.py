@@ -1,0 +1,168 @@
+"""Pictures of the embedding space: 2-D projections and per-dimension modality statistics.
+
+The method's claim is that visible and infrared features of one person end up
+together and that the two modalities' feature distributions align. Here the
+test embeddings are projected to 2-D (PCA; t-SNE when scikit-learn is
+installed), coloured by identity with one marker per modality, and the
+per-dimension means and variances of the two modalities are compared as
+histograms, with the symmetric KL divergence of the two diagonal Gaussians
+(the training loss's measure, over the whole test set) in the title.
+
+Pure functions of arrays; matplotlib (Agg, no display) only in `plot_figure`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from vireid_jax.data.records import INFRARED, VISIBLE
+
+MARKERS = {VISIBLE: "o", INFRARED: "^"}
+MODALITY_LABELS = {VISIBLE: "visible", INFRARED: "infrared"}
+MODALITY_COLOURS = {VISIBLE: "tab:orange", INFRARED: "tab:purple"}
+VAR_FLOOR = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Embeddings:
+  """Test embeddings of one run."""
+  label: str                 # shown in the titles, e.g. "full model"
+  features: np.ndarray       # (N, D) float32
+  pids: np.ndarray           # (N,) person ids
+  modalities: np.ndarray     # (N,) VISIBLE or INFRARED
+
+  def __post_init__(self):
+    n = len(self.features)
+    if np.ndim(self.features) != 2 or len(self.pids) != n or len(self.modalities) != n:
+      raise ValueError(f"{self.label}: features {np.shape(self.features)}, pids "
+                       f"{np.shape(self.pids)} and modalities {np.shape(self.modalities)} "
+                       "must have one row per image.")
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+  """(N, D) -> (N, 2): coordinates on the two main principal axes (signs fixed).
+
+  Each axis is oriented so that its largest-magnitude loading is positive, so
+  the picture does not flip between runs of the SVD.
+  """
+  x = np.asarray(x, np.float64)
+  if x.ndim != 2 or x.shape[0] < 2:
+    raise ValueError(f"PCA needs at least 2 rows of a (N, D) matrix, got shape {x.shape}.")
+  centred = x - x.mean(axis=0)
+  _, _, vt = np.linalg.svd(centred, full_matrices=False)
+  axes = vt[:2]
+  if axes.shape[0] < 2:                         # D == 1: pad a zero axis
+    axes = np.concatenate([axes, np.zeros((2 - axes.shape[0], x.shape[1]))])
+  signs = np.sign(axes[np.arange(axes.shape[0]), np.argmax(np.abs(axes), axis=1)])
+  axes = axes * np.where(signs == 0, 1.0, signs)[:, None]
+  return centred @ axes.T
+
+
+def tsne_available() -> bool:
+  try:
+    import sklearn.manifold  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return False
+  return True
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+  """(N, D) -> (N, 2) t-SNE (scikit-learn, an optional extra), cosine metric."""
+  from sklearn.manifold import TSNE  # pylint: disable=g-import-not-at-top
+  x = np.asarray(x, np.float64)
+  perplexity = float(min(30.0, max(2.0, (x.shape[0] - 1) / 3.0)))
+  return TSNE(n_components=2, perplexity=perplexity, init="pca", metric="cosine",
+              random_state=seed).fit_transform(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModalityStats:
+  """Per-dimension mean and (biased) variance of each modality's features."""
+  mean_visible: np.ndarray
+  mean_infrared: np.ndarray
+  var_visible: np.ndarray
+  var_infrared: np.ndarray
+
+  @property
+  def sym_kl(self) -> float:
+    """Mean over dimensions of the symmetric KL of the two 1-D Gaussians (floored variances)."""
+    vv = np.maximum(self.var_visible, VAR_FLOOR)
+    vi = np.maximum(self.var_infrared, VAR_FLOOR)
+    d2 = np.square(self.mean_visible - self.mean_infrared)
+    return float(np.mean(0.25 * (vv / vi + vi / vv - 2.0 + d2 * (1.0 / vv + 1.0 / vi))))
+
+
+def modality_stats(e: Embeddings) -> ModalityStats:
+  f = np.asarray(e.features, np.float64)
+  vis, ir = f[e.modalities == VISIBLE], f[e.modalities == INFRARED]
+  if len(vis) == 0 or len(ir) == 0:
+    raise ValueError(f"{e.label}: need images of both modalities, got {len(vis)} visible and "
+                     f"{len(ir)} infrared.")
+  return ModalityStats(vis.mean(0), ir.mean(0), vis.var(0), ir.var(0))
+
+
+def pick_identities(pids: np.ndarray, modalities: np.ndarray, count: int) -> np.ndarray:
+  """Up to `count` ids seen in both modalities, spread evenly over the sorted ids."""
+  both = np.intersect1d(pids[modalities == VISIBLE], pids[modalities == INFRARED])
+  if count >= len(both):
+    return both
+  return both[np.unique(np.round(np.linspace(0, len(both) - 1, count)).astype(np.int64))]
+
+
+def plot_figure(runs: Sequence[Embeddings], num_ids: int = 12, tsne: bool = False,
+                panel_size: tuple[float, float] = (4.0, 3.25), dpi: int = 80):
+  """One column per run: PCA (and t-SNE) of `num_ids` identities, then mean/variance histograms.
+
+  Returns a matplotlib Figure of size (columns * panel width, rows * panel
+  height) inches at `dpi`.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
+
+  if not runs:
+    raise ValueError("plot_figure needs at least one run.")
+  projections = [("PCA", pca_2d)] + ([("t-SNE", tsne_2d)] if tsne else [])
+  rows = len(projections) + 2
+  fig, axes = plt.subplots(rows, len(runs), squeeze=False, dpi=dpi,
+                           figsize=(panel_size[0] * len(runs), panel_size[1] * rows))
+  cmap = plt.get_cmap("tab20")
+  for col, run in enumerate(runs):
+    ids = pick_identities(run.pids, run.modalities, num_ids)
+    shown = np.isin(run.pids, ids)
+    colour_of = {pid: cmap(i % 20) for i, pid in enumerate(ids)}
+    for row, (name, project) in enumerate(projections):
+      ax = axes[row, col]
+      if shown.sum() >= 3:
+        xy = project(run.features[shown])
+        for m in (VISIBLE, INFRARED):
+          sel = run.modalities[shown] == m
+          ax.scatter(xy[sel, 0], xy[sel, 1], s=22, marker=MARKERS[m], linewidths=0.4,
+                     c=[colour_of[p] for p in run.pids[shown][sel]], edgecolors="k")
+      ax.set_title(f"{run.label}: {name}, {len(ids)} identities", fontsize=9)
+      ax.set_xticks([])
+      ax.set_yticks([])
+    handles = [Line2D([], [], marker=MARKERS[m], linestyle="", color="gray",
+                      markeredgecolor="k", label=MODALITY_LABELS[m]) for m in (VISIBLE, INFRARED)]
+    axes[0, col].legend(handles=handles, fontsize=7, loc="best")
+
+    stats = modality_stats(run)
+    for row, (what, v, i) in enumerate(
+        [("mean", stats.mean_visible, stats.mean_infrared),
+         ("variance", stats.var_visible, stats.var_infrared)], start=len(projections)):
+      ax = axes[row, col]
+      bins = np.histogram_bin_edges(np.concatenate([v, i]), bins=40)
+      ax.hist(v, bins=bins, alpha=0.55, color=MODALITY_COLOURS[VISIBLE], label="visible")
+      ax.hist(i, bins=bins, alpha=0.55, color=MODALITY_COLOURS[INFRARED], label="infrared")
+      title = f"{run.label}: per-dimension {what}"
+      if what == "mean":
+        title += f"\nsym. KL of the modalities {stats.sym_kl:.3g}"
+      ax.set_title(title, fontsize=9)
+      ax.tick_params(labelsize=7)
+      ax.legend(fontsize=7)
+  fig.tight_layout()
+  return fig

@@ -1,0 +1,96 @@
+r"""Modality-distribution plot of trained runs: are visible and infrared features aligned?
+
+  python -m vireid_jax.tools.plot_embeddings --workdir=DIR [--baseline_workdir=BASE]
+
+Embeds the test images of both modalities, projects them to 2-D (PCA, and
+t-SNE when scikit-learn is installed: `pip install scikit-learn`), coloured by
+identity with a circle for visible and a triangle for infrared images, and
+draws the per-dimension means and variances of the two modalities as
+histograms. With --baseline_workdir the baseline's column comes first, side by
+side with the full model. Writes DIR/plots/embeddings.png unless --out says
+otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+from vireid_jax.tools import embeddings
+from vireid_jax.tools import workdir as workdir_lib
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(prog="python -m vireid_jax.tools.plot_embeddings",
+                              description=__doc__.split("\n\n")[0])
+  p.add_argument("--workdir", required=True, help="The full model's training workdir.")
+  p.add_argument("--baseline_workdir", default="", help="Optional baseline workdir, drawn beside it.")
+  p.add_argument("--out", default="", help="PNG path (default WORKDIR/plots/embeddings.png).")
+  p.add_argument("--checkpoint", default="best", help="best | latest | a step number.")
+  p.add_argument("--num_ids", type=int, default=12, help="Identities shown in the 2-D projections.")
+  p.add_argument("--max_images", type=int, default=1000,
+                 help="Most test images per modality (spread evenly) for the statistics.")
+  p.add_argument("--tsne", default="auto", choices=("auto", "on", "off"),
+                 help="auto: t-SNE when scikit-learn is installed.")
+  p.add_argument("--label", default="full model", help="Title of the --workdir column.")
+  p.add_argument("--baseline_label", default="baseline", help="Title of the baseline column.")
+  return p.parse_args(argv)
+
+
+def embed_test_set(workdir: str, checkpoint: str, label: str, max_images: int
+                    ) -> embeddings.Embeddings:
+  """Restores a run and embeds (up to `max_images` per modality of) its test images."""
+  from vireid_jax.data import datasets  # pylint: disable=g-import-not-at-top
+  run = workdir_lib.load_run(workdir, checkpoint)
+  layout, test_set = datasets.load_test_set(run.config.data, run.workdir)
+  extract = run.extractor()
+  feats, pids, mods = [], [], []
+  for modality, imgs in workdir_lib.images_by_modality(layout, test_set).items():
+    keep = workdir_lib.evenly_spaced(len(imgs.paths), max_images)
+    feats.append(extract([imgs.paths[i] for i in keep], modality))
+    pids.append(imgs.pids[keep])
+    mods.append(np.full(len(keep), modality))
+  print(f"{label}: {run.checkpoint} checkpoint of {run.workdir} (step {run.step}), "
+        f"{len(pids[0])} visible + {len(pids[1])} infrared test images.")
+  return embeddings.Embeddings(label, np.concatenate(feats), np.concatenate(pids),
+                               np.concatenate(mods))
+
+
+def main(argv: list[str] | None = None) -> str:
+  args = parse_args(argv)
+  if args.num_ids < 1 or args.max_images < 2:
+    raise workdir_lib.UsageError(f"--num_ids={args.num_ids} --max_images={args.max_images}: "
+                                 "use --num_ids >= 1 and --max_images >= 2.")
+  use_tsne = args.tsne == "on" or (args.tsne == "auto" and embeddings.tsne_available())
+  if args.tsne == "on" and not embeddings.tsne_available():
+    raise workdir_lib.UsageError("--tsne=on needs scikit-learn: pip install scikit-learn.")
+  if args.tsne == "auto" and not use_tsne:
+    print("note: scikit-learn is not installed: PCA only (pip install scikit-learn for t-SNE).",
+          file=sys.stderr)
+  runs = []
+  if args.baseline_workdir:
+    runs.append(embed_test_set(args.baseline_workdir, args.checkpoint, args.baseline_label,
+                                args.max_images))
+  if runs and os.path.abspath(args.baseline_workdir) == os.path.abspath(args.workdir):
+    runs.append(dataclasses.replace(runs[0], label=args.label))   # same run: embed once
+  else:
+    runs.append(embed_test_set(args.workdir, args.checkpoint, args.label, args.max_images))
+  for r in runs:
+    print(f"{r.label}: symmetric KL between the modalities' diagonal Gaussians "
+          f"{embeddings.modality_stats(r).sym_kl:.4g}")
+  fig = embeddings.plot_figure(runs, num_ids=args.num_ids, tsne=use_tsne)
+  out = args.out or os.path.join(os.path.abspath(args.workdir), "plots", "embeddings.png")
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  fig.savefig(out)
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt.close(fig)
+  print(f"Wrote {out}.")
+  return out
+
+
+if __name__ == "__main__":
+  sys.exit(workdir_lib.run_cli(main))

@@ -1,0 +1,75 @@
+r"""Rank-list picture of a trained run: infrared queries and their top-k visible matches.
+
+  python -m vireid_jax.tools.visualize_ranks --workdir=DIR [--num_queries 8 --topk 10]
+
+Each row is one query (blue frame) followed by its k closest gallery images,
+framed green when the identity is the query's and red otherwise, with the rank
+and the distance under each. The gallery is the one the evaluation uses
+(SYSU-MM01: trial 0 of all-search single-shot by default; RegDB: the split's
+visible images). Writes DIR/plots/rank_list.png unless --out says otherwise,
+and beside it rank_list.json with the same lists as data (paths, person ids,
+distances, matches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+from PIL import Image
+
+from vireid_jax.tools import rank_lists
+from vireid_jax.tools import workdir as workdir_lib
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(prog="python -m vireid_jax.tools.visualize_ranks",
+                              description=__doc__.split("\n\n")[0])
+  p.add_argument("--workdir", required=True, help="A training workdir.")
+  p.add_argument("--num_queries", type=int, default=8, help="Rows: queries spread evenly over the test queries.")
+  p.add_argument("--topk", type=int, default=10, help="Gallery images per row.")
+  p.add_argument("--out", default="", help="PNG path (default WORKDIR/plots/rank_list.png).")
+  p.add_argument("--checkpoint", default="best", help="best | latest | a step number.")
+  p.add_argument("--mode", default="all", choices=("all", "indoor"), help="SYSU-MM01 search mode.")
+  p.add_argument("--shot", default="single", choices=("single", "multi"), help="SYSU-MM01 gallery shot.")
+  p.add_argument("--trial", type=int, default=0, help="SYSU-MM01 gallery draw (0-based).")
+  p.add_argument("--height", type=int, default=0,
+                 help="Shown image height in pixels (0: the training image size); width follows.")
+  return p.parse_args(argv)
+
+
+def display_size(image_size, height: int) -> tuple[int, int]:
+  """(height, width) for showing images, keeping the training aspect ratio."""
+  h, w = (int(s) for s in image_size)
+  if height <= 0:
+    return h, w
+  return int(height), max(1, round(w * height / h))
+
+
+def main(argv: list[str] | None = None) -> str:
+  args = parse_args(argv)
+  if args.num_queries < 1 or args.topk < 1:
+    raise workdir_lib.UsageError(f"--num_queries={args.num_queries} --topk={args.topk}: "
+                                 "both must be >= 1.")
+  run = workdir_lib.load_run(args.workdir, args.checkpoint)
+  ranks = rank_lists.build_rank_list(
+      run.config, run.workdir, run.extractor(), num_queries=args.num_queries, k=args.topk,
+      mode=args.mode, shot=args.shot, trial=args.trial)
+  picture = rank_lists.render(ranks, display_size(run.config.data.image_size, args.height))
+  out = args.out or os.path.join(run.workdir, "plots", "rank_list.png")
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  Image.fromarray(picture).save(out)
+  with open(os.path.splitext(out)[0] + ".json", "w", encoding="utf-8") as f:
+    json.dump(rank_lists.to_json(ranks), f, indent=1)
+  hits = int(np.sum(ranks.matches[:, 0]))
+  print(f"Wrote {out} ({picture.shape[1]}x{picture.shape[0]} px): {len(ranks.query_paths)} "
+        f"queries x top-{ranks.matches.shape[1]} of the {run.checkpoint} checkpoint (step "
+        f"{run.step}); rank 1 is correct for {hits} of them.")
+  return out
+
+
+if __name__ == "__main__":
+  sys.exit(workdir_lib.run_cli(main))
