@@ -67,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.dist_var_floor = 1e-6
 
   c.optim = ml_collections.ConfigDict()
+  c.optim.name = "sgd"                 # sgd (Nesterov momentum) | adam
   c.optim.lr_new = 0.1                 # BNNecks, classifiers, branch heads
   c.optim.lr_pretrained = 0.01         # ImageNet-initialised layers
   c.optim.momentum = 0.9
@@ -90,6 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.rand_perm_cam = ""            # path to rand_perm_cam.mat for the official rule
   c.eval.checkpoint = "best"           # best | latest | a step number
   c.eval.max_rank = 20
+  c.eval.rank_list_images = 4          # queries in the rank-list image of each evaluation; 0 = off
 
   c.profile_steps = 0                  # >0: capture a profile of this many steps
   return c
@@ -109,11 +111,15 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.model.dtype = "float32"            # bfloat16 is slow on CPUs without native support
   c.model.branch = "head"
   c.model.branch_head_dim = 256
+  c.model.two_stream = False           # one shared stem: aligns faster from scratch
   c.num_epochs = 15
   c.steps_per_epoch = 20
   c.log_every_steps = 20
-  c.optim.lr_pretrained = 0.05         # no ImageNet weights: the backbone learns from scratch
-  c.optim.lr_new = 0.1
+  # No ImageNet weights: the backbone learns from scratch, where Adam beats SGD
+  # in a 300-step budget (benchmarks/demo_sweep.py, BENCHMARKS.md).
+  c.optim.name = "adam"
+  c.optim.lr_pretrained = 1e-3
+  c.optim.lr_new = 1e-3
   c.optim.warmup_epochs = 2
   c.optim.decay_epochs = (10, 14)
   c.eval.every_epochs = 5
@@ -166,6 +172,7 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(all(e >= int(config.optim.warmup_epochs) for e in decay),
        f"optim.decay_epochs={decay} start before the warm-up ends (optim.warmup_epochs="
        f"{config.optim.warmup_epochs}): the schedule would decay before it starts.")
+  need(config.optim.name in ("sgd", "adam"), f"optim.name={config.optim.name!r}: sgd or adam.")
   need(config.optim.lr_new > 0 and config.optim.lr_pretrained >= 0, "learning rates must be positive.")
   need(config.eval.gallery_rule in ("baseline", "official"), f"eval.gallery_rule={config.eval.gallery_rule!r}.")
   need(not (config.eval.gallery_rule == "official" and not config.eval.rand_perm_cam),
@@ -173,5 +180,6 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(config.eval.batch_size % max(1, num_devices) == 0,
        f"eval.batch_size={config.eval.batch_size} must be a multiple of the {num_devices} devices.")
   need(int(config.eval.trials) >= 1, "eval.trials must be >= 1.")
+  need(int(config.eval.rank_list_images) >= 0, "eval.rank_list_images must be >= 0 (0 = off).")
   if errors:
     raise ValueError("Invalid config:\n  - " + "\n  - ".join(errors))
