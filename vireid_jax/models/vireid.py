@@ -88,6 +88,31 @@ class Head(nn.Module):
     return fmap, out
 
 
+def merge_modalities(a: jax.Array, b: jax.Array, shards: int = 1) -> jax.Array:
+  """Rows of a and b in one batch, shard by shard: [a_0; b_0; a_1; b_1; ...].
+
+  With the batch split into `shards` contiguous blocks over devices (a_s and
+  b_s are device s's rows), joining the modalities this way moves no row
+  between devices, where a plain [a; b] makes XLA reshuffle the activations
+  across devices (collective-permutes and all-to-alls on the critical path).
+  shards=1, or sizes that do not divide, give the plain [a; b].
+  """
+  if shards <= 1 or a.shape[0] % shards or b.shape[0] % shards:
+    return jnp.concatenate([a, b])
+  a = a.reshape((shards, -1) + a.shape[1:])
+  b = b.reshape((shards, -1) + b.shape[1:])
+  return jnp.concatenate([a, b], axis=1).reshape((-1,) + a.shape[2:])
+
+
+def split_modalities(x: jax.Array, n: int, m: int, shards: int = 1) -> tuple[jax.Array, jax.Array]:
+  """Inverse of `merge_modalities(a, b, shards)` for a of n rows and b of m rows."""
+  if shards <= 1 or n % shards or m % shards:
+    return x[:n], x[n:]
+  x = x.reshape((shards, -1) + x.shape[1:])
+  k = n // shards
+  return (x[:, :k].reshape((n,) + x.shape[2:]), x[:, k:].reshape((m,) + x.shape[2:]))
+
+
 class ViReIDNet(nn.Module):
   """Visible-infrared ReID network (see the module docstring).
 
@@ -95,6 +120,10 @@ class ViReIDNet(nn.Module):
   {"feat", "bn", "logits"} over the N + M rows (visible first), "visible" and
   "infrared": the branches' outputs over their N or M rows (only with
   `intra_branches`)}. Inputs are ImageNet-normalised floats.
+
+  `batch_shards` (the data-parallel device count) only decides how the two
+  modalities are laid out inside the step (`merge_modalities`); every value
+  gives the same numbers.
   """
   num_classes: int
   depth: int = 50
@@ -107,9 +136,11 @@ class ViReIDNet(nn.Module):
   branch: str = "layer4"
   branch_head_dim: int = 1024
   retrieval_feature: str = "shared"
+  batch_shards: int = 1
 
   @classmethod
-  def from_config(cls, model_cfg: Mapping[str, Any], num_classes: int) -> "ViReIDNet":
+  def from_config(cls, model_cfg: Mapping[str, Any], num_classes: int,
+                  batch_shards: int = 1) -> "ViReIDNet":
     """From the `config.model` ConfigDict (dtype given by name)."""
     name = str(model_cfg["dtype"])
     if name not in DTYPES:
@@ -120,7 +151,8 @@ class ViReIDNet(nn.Module):
                gem_learnable=bool(model_cfg["gem_learnable"]),
                intra_branches=bool(model_cfg["intra_branches"]), branch=str(model_cfg["branch"]),
                branch_head_dim=int(model_cfg["branch_head_dim"]),
-               retrieval_feature=str(model_cfg["retrieval_feature"]))
+               retrieval_feature=str(model_cfg["retrieval_feature"]),
+               batch_shards=int(batch_shards))
 
   def setup(self):
     resnet.stage_spec(self.depth)   # fails clearly on an unknown depth
@@ -158,17 +190,21 @@ class ViReIDNet(nn.Module):
     if n == 0 or m == 0 or visible.shape[1:] != infrared.shape[1:]:
       raise ValueError(f"ViReIDNet needs images of both modalities of one size, got visible "
                        f"{visible.shape} and infrared {infrared.shape}.")
+    shards = self.batch_shards
     if self.two_stream:
-      x = jnp.concatenate([self._stem(visible, 0, train), self._stem(infrared, 1, train)])
+      x = merge_modalities(self._stem(visible, 0, train), self._stem(infrared, 1, train), shards)
     else:
-      x = self._stem(jnp.concatenate([visible, infrared]), 0, train)
+      x = self._stem(merge_modalities(visible, infrared, shards), 0, train)
     x = self.trunk(x, train)
     fmap, shared = self.shared(x, train)
-    out = {"shared": shared}
+    # Back to visible-first rows for the losses (small pooled features only).
+    out = {"shared": {k: jnp.concatenate(split_modalities(v, n, m, shards))
+                      for k, v in shared.items()}}
     if self.intra_branches:
-      src = x if self.branch == "layer4" else fmap
-      _, out["visible"] = self.branch_visible(src[:n], train)
-      _, out["infrared"] = self.branch_infrared(src[n:], train)
+      src_visible, src_infrared = split_modalities(
+          x if self.branch == "layer4" else fmap, n, m, shards)
+      _, out["visible"] = self.branch_visible(src_visible, train)
+      _, out["infrared"] = self.branch_infrared(src_infrared, train)
     return out
 
   def embed(self, images: jax.Array, modality: int, train: bool = False) -> jax.Array:

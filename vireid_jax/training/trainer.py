@@ -42,7 +42,8 @@ def compute_dtype(name: str):
 # Building blocks.
 
 def build_model(config, num_classes: int) -> vireid.ViReIDNet:
-  return vireid.ViReIDNet.from_config(config.model, num_classes)
+  return vireid.ViReIDNet.from_config(config.model, num_classes,
+                                      batch_shards=jax.device_count())
 
 
 def init_variables(config, model, mesh, rng) -> dict:
