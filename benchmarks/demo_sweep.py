@@ -15,8 +15,6 @@ One JSON line per variant: its overrides, wall time and the headline metrics.
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
 import itertools
 import json
 import os
@@ -27,7 +25,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import train_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
 from vireid_jax.data import images as images_lib  # pylint: disable=g-import-not-at-top
 from vireid_jax.data import pipeline
 from vireid_jax.data.sampler import PairedIdentitySampler
@@ -81,32 +81,6 @@ def numpy_train_iterator(train_set, data_cfg, batch_cfg, *, seed, start_step=0,
     step += 1
 
 
-def _load_config(path: str):
-  """Loads `file.py` or `file.py:ARG` as config_flags does."""
-  path, _, arg = path.partition(":")
-  spec = importlib.util.spec_from_file_location("sweep_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg) if arg else module.get_config()
-
-
-def apply_overrides(config, text: str) -> dict:
-  overrides = {}
-  for item in filter(None, (s.strip() for s in text.split(";"))):
-    key, value = item.split("=", 1)
-    try:
-      value = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-      pass
-    node = config
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = type(node[leaf])(value) if isinstance(node[leaf], (tuple, float)) else value
-    overrides[key] = value
-  return overrides
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--root", required=True, help="a SYSU-layout dataset folder")
@@ -120,9 +94,9 @@ def main() -> None:
   for base, variant in itertools.product(args.base or ["configs/synthetic.py"],
                                          args.variants or [""]):
     for seed in (int(s) for s in args.seeds.split(",")):
-      config = _load_config(base)
+      config = bench.load_config(base)
       config.data.name, config.data.root, config.seed = "sysu", os.path.abspath(args.root), seed
-      overrides = apply_overrides(config, variant)
+      overrides = bench.set_keys(config, filter(None, (v.strip() for v in variant.split(";"))))
       start = time.time()
       with tempfile.TemporaryDirectory() as workdir:
         results = trainer.train_and_evaluate(config, workdir)

@@ -223,6 +223,8 @@ def summarize(reports: Sequence[dict]) -> str:
 # JAX.
 
 def load_config(path: str):
+  """`get_config()` of a config file, or `get_config(ARG)` for `file.py:ARG` (as config_flags)."""
+  path, _, arg = (path or "").partition(":")
   if not path:
     raise ValueError("--config is required, e.g. --config=configs/agw_baseline.py.")
   if ROOT not in sys.path:
@@ -238,7 +240,7 @@ def load_config(path: str):
   spec.loader.exec_module(module)
   if not hasattr(module, "get_config"):
     raise ValueError(f"{path} has no get_config(); pass a file from configs/.")
-  return module.get_config()
+  return module.get_config(arg) if arg else module.get_config()
 
 
 def apply_overrides(config, args) -> None:
@@ -248,7 +250,13 @@ def apply_overrides(config, args) -> None:
   config.model.pretrained = ""         # random init: same speed, no weight files needed
   config.data.image_size = tuple(args.image_size)
   config.seed = args.seed
-  for item in args.set or ():
+  set_keys(config, args.set or ())
+
+
+def set_keys(config, items) -> dict:
+  """Applies `KEY=VALUE` strings (values parsed as Python literals); returns what was set."""
+  done = {}
+  for item in items:
     key, sep, text = item.partition("=")
     if not sep:
       raise ValueError(f"--set {item!r}: write KEY=VALUE, e.g. --set model.branch=head.")
@@ -257,6 +265,8 @@ def apply_overrides(config, args) -> None:
     except (ValueError, SyntaxError):
       value = text
     config.update_from_flattened_dict({key: value})
+    done[key] = value
+  return done
 
 
 def versions_jax() -> dict[str, str]:

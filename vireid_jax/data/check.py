@@ -76,11 +76,6 @@ def inspect_image(path: str, modality: int) -> tuple[str | None, str | None]:
   return mode, None
 
 
-def check_image(path: str, modality: int) -> str | None:
-  """Returns what is wrong with one image file, or None if it decodes fine."""
-  return inspect_image(path, modality)[1]
-
-
 def _check_files(records: Iterable[ImageRecord], report: Report, seen: set[str]) -> None:
   modes = {VISIBLE: collections.Counter(), INFRARED: collections.Counter()}
   converted: dict[int, list[str]] = {VISIBLE: [], INFRARED: []}

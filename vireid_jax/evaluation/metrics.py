@@ -46,6 +46,11 @@ import os
 
 import numpy as np
 
+# The SYSU camera rule: queries from camera 3 ignore gallery images of camera 2
+# (the same room, filmed by the other sensor).
+SYSU_RULE_QUERY_CAMERA = 3
+SYSU_RULE_IGNORED_GALLERY_CAMERA = 2
+
 # Most threads that run row chunks in parallel.
 _MAX_THREADS = 8
 # Rows per chunk are chosen so that one chunk holds about this many distances.
@@ -71,10 +76,16 @@ def evaluate_sysu(distmat, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20) -
   q_cams = _vector(q_cams, d.shape[0], "q_cams")
   g_cams = _vector(g_cams, d.shape[1], "g_cams")
   # Queries from camera 3 see the gallery without camera 2; all others see all.
-  from_cam3 = q_cams == 3
+  from_cam3 = q_cams == SYSU_RULE_QUERY_CAMERA
   blocks = [(np.flatnonzero(~from_cam3), np.arange(d.shape[1])),
-            (np.flatnonzero(from_cam3), np.flatnonzero(g_cams != 2))]
+            (np.flatnonzero(from_cam3), np.flatnonzero(g_cams != SYSU_RULE_IGNORED_GALLERY_CAMERA))]
   return _evaluate(d, q_pids, g_pids, blocks, dedup=True, max_rank=max_rank)
+
+
+def sysu_camera_rule(q_cams: np.ndarray, g_cams: np.ndarray) -> np.ndarray:
+  """(Q, G) True where the SYSU camera rule ignores the pair (as `evaluate_sysu` does)."""
+  return ((np.asarray(q_cams)[:, None] == SYSU_RULE_QUERY_CAMERA)
+          & (np.asarray(g_cams)[None, :] == SYSU_RULE_IGNORED_GALLERY_CAMERA))
 
 
 def evaluate_regdb(distmat, q_pids, g_pids, max_rank: int = 20) -> dict:

@@ -28,9 +28,10 @@ def gaussian_sym_kl(mu_p, var_p, mu_q, var_q) -> jax.Array:
   """0.5 [KL(p||q) + KL(q||p)] of 1-D Gaussians, elementwise.
 
   = 0.25 [s_p/s_q + s_q/s_p - 2 + (mu_p - mu_q)^2 (1/s_p + 1/s_q)]; variances
-  must be > 0 (floor them first).
+  must be > 0 (floor them first). Plain arithmetic, so numpy arrays stay numpy
+  (and float64): the embedding plots (`tools/embeddings.py`) use it too.
   """
-  d2 = jnp.square(mu_p - mu_q)
+  d2 = (mu_p - mu_q) ** 2
   return 0.25 * (var_p / var_q + var_q / var_p - 2.0 + d2 * (1.0 / var_p + 1.0 / var_q))
 
 

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from vireid_jax.data.records import INFRARED, VISIBLE
+from vireid_jax.losses import distribution
 
 MARKERS = {VISIBLE: "o", INFRARED: "^"}
 MODALITY_LABELS = {VISIBLE: "visible", INFRARED: "infrared"}
@@ -89,10 +90,9 @@ class ModalityStats:
   @property
   def sym_kl(self) -> float:
     """Mean over dimensions of the symmetric KL of the two 1-D Gaussians (floored variances)."""
-    vv = np.maximum(self.var_visible, VAR_FLOOR)
-    vi = np.maximum(self.var_infrared, VAR_FLOOR)
-    d2 = np.square(self.mean_visible - self.mean_infrared)
-    return float(np.mean(0.25 * (vv / vi + vi / vv - 2.0 + d2 * (1.0 / vv + 1.0 / vi))))
+    return float(np.mean(distribution.gaussian_sym_kl(
+        self.mean_visible, np.maximum(self.var_visible, VAR_FLOOR),
+        self.mean_infrared, np.maximum(self.var_infrared, VAR_FLOOR))))
 
 
 def modality_stats(e: Embeddings) -> ModalityStats:

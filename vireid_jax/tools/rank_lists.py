@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vireid_jax.data import images as images_lib
 from vireid_jax.data.records import INFRARED, VISIBLE
+from vireid_jax.evaluation.metrics import sysu_camera_rule
 from vireid_jax.tools import workdir as workdir_lib
 
 # Frame colours (RGB) and layout, in pixels.
@@ -64,11 +65,6 @@ def top_k(distances: np.ndarray, k: int, excluded: np.ndarray | None = None
                      f"use 1 <= k <= {allowed}.")
   order = np.argsort(d, axis=1, kind="stable")[:, :int(k)]
   return order, np.take_along_axis(d, order, axis=1)
-
-
-def sysu_camera_rule(q_cams: np.ndarray, g_cams: np.ndarray) -> np.ndarray:
-  """(Q, G) True where SYSU-MM01 ignores the pair: queries of camera 3 skip camera 2."""
-  return (np.asarray(q_cams)[:, None] == 3) & (np.asarray(g_cams)[None, :] == 2)
 
 
 def grid_size(num_queries: int, k: int, height: int, width: int) -> tuple[int, int]:

@@ -120,7 +120,7 @@ class TrainedRun:
 
 def load_run(workdir: str, checkpoint: str = "best") -> TrainedRun:
   """Restores `workdir`'s `checkpoint` (best | latest | STEP; best falls back to latest)."""
-  from vireid_jax.training import checkpointing, parallel, trainer  # pylint: disable=g-import-not-at-top
+  from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
   workdir = os.path.abspath(os.path.expanduser(workdir))
   config = read_config(workdir)
   info = read_run_info(workdir)
@@ -131,18 +131,8 @@ def load_run(workdir: str, checkpoint: str = "best") -> TrainedRun:
     num_classes = train_set.num_classes
     steps_per_epoch = trainer.derive_steps_per_epoch(config, train_set)
   model = trainer.build_model(config, int(num_classes))
-  mesh = parallel.make_mesh()
-  abstract = trainer.abstract_train_state(config, model, int(steps_per_epoch), mesh)
-  ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
-  try:
-    which = str(checkpoint)
-    if which == "best" and ckpt.best_step() is None:
-      print("note: no best checkpoint (no evaluation during training): using the latest.",
-            file=sys.stderr)
-      which = "latest"
-    state, step = ckpt.restore(abstract, which)
-  finally:
-    ckpt.close()
+  state, step, which = trainer.restore_for_evaluation(
+      config, workdir, model, int(steps_per_epoch), checkpoint, parallel.make_mesh())
   return TrainedRun(workdir=workdir, config=config, model=model,
                     variables=trainer.local_variables(state), step=int(step), checkpoint=which)
 

@@ -139,9 +139,8 @@ def evaluation_extractor(config, model, variables):
 
 def write_rank_list(writer, step, tag, config, workdir, extract) -> None:
   """A rank-list image of `eval.rank_list_images` queries into the summaries (0 = off)."""
-  if int(config.eval.rank_list_images) > 0:
-    from vireid_jax.tools import rank_lists  # pylint: disable=g-import-not-at-top
-    rank_lists.write_summary(writer, step, tag, config, workdir, extract)
+  from vireid_jax.tools import rank_lists  # pylint: disable=g-import-not-at-top
+  rank_lists.write_summary(writer, step, tag, config, workdir, extract)
 
 
 # ----------------------------------------------------------------------------
@@ -282,6 +281,25 @@ def abstract_train_state(config, model, steps_per_epoch: int, mesh):
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
 
 
+def restore_for_evaluation(config, workdir: str, model, steps_per_epoch: int, which,
+                           mesh) -> tuple[Any, int, str]:
+  """Restores `which` (best | latest | a step) of `workdir`: (state, step, what was used).
+
+  "best" falls back to the latest checkpoint when the run never evaluated.
+  """
+  abstract = abstract_train_state(config, model, steps_per_epoch, mesh)
+  ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
+  try:
+    which = str(which)
+    if which == "best" and ckpt.best_step() is None:
+      logging.warning("No best checkpoint (no evaluation during training): using the latest.")
+      which = "latest"
+    state, step = ckpt.restore(abstract, which)
+  finally:
+    ckpt.close()
+  return state, step, which
+
+
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """`--config.mode=eval`: restores the best (or named) checkpoint and reports."""
   workdir = os.path.abspath(workdir)
@@ -296,14 +314,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict
   train_set = datasets.load_train_set(config.data, workdir)
   model = build_model(config, train_set.num_classes)
   steps_per_epoch = derive_steps_per_epoch(config, train_set)
-  abstract = abstract_train_state(config, model, steps_per_epoch, mesh)
-  ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
-  which = config.eval.checkpoint
-  if which == "best" and ckpt.best_step() is None:
-    logging.warning("No best checkpoint (no evaluation during training): using the latest.")
-    which = "latest"
-  state, used = ckpt.restore(abstract, which)
-  ckpt.close()
+  state, used, which = restore_for_evaluation(config, workdir, model, steps_per_epoch,
+                                              config.eval.checkpoint, mesh)
   writer = summaries.create_writer(workdir)
   return report(config, workdir, model, state, used, which, writer)
 
