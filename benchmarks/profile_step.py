@@ -6,7 +6,9 @@ Runs the real jitted step (as `train_step.py` builds it), traces a few steps wit
 `jax.profiler`, reads the trace back with `jax.profiler.ProfileData` (no
 TensorBoard needed) and prints the device time per kernel name, grouped into
 convolution / matmul, fusion (elementwise + reductions: BatchNorm, ReLU, the
-optimiser) and other, so that the next optimisation targets what costs most.
+optimiser), collective (NCCL, on several GPUs: per GPU, they may overlap
+compute) and other, so that the next optimisation targets what costs most.
+On N GPUs use the global batch (N x the per-device batch).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ import train_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-p
 
 def kernel_class(name: str) -> str:
   n = name.lower()
+  if "nccl" in n or any(k in n for k in ("all-reduce", "all_reduce", "allreduce", "all-gather",
+                                           "reduce-scatter", "collective")):
+    return "collective"   # NCCL kernels of a multi-GPU step (they may overlap compute)
   if n.startswith(("loop_", "input_")) or "fusion" in n:   # XLA's own kernels (e.g. loop_convert_fusion)
     return "fusion"
   if any(k in n for k in ("conv", "cudnn", "implicit_gemm", "wgrad", "dgrad", "fprop", "sm90_xmma", "xmma")):
@@ -43,9 +48,11 @@ def summarize_trace(path: str, steps: int, top: int) -> str:
   data = ProfileData.from_file(path)
   per_name = collections.Counter()
   count = collections.Counter()
+  gpus = 0
   for plane in data.planes:
     if not plane.name.startswith("/device:GPU"):
       continue
+    gpus += 1
     for line in plane.lines:
       if "stream" not in line.name.lower() or "xla ops" in line.name.lower():
         continue
@@ -59,12 +66,14 @@ def summarize_trace(path: str, steps: int, top: int) -> str:
   classes = collections.Counter()
   for name, ns in per_name.items():
     classes[kernel_class(name)] += ns
-  out = [f"GPU kernel time per step: {total / steps / 1e6:.2f} ms ({len(per_name)} kernel names)"]
+  per = steps * gpus          # times below are per step and per GPU
+  out = [f"GPU kernel time per step and GPU: {total / per / 1e6:.2f} ms ({gpus} GPU(s), "
+         f"{len(per_name)} kernel names)"]
   for cls, ns in classes.most_common():
-    out.append(f"  {cls:12s} {ns / steps / 1e6:8.2f} ms/step  {100 * ns / total:5.1f}%")
+    out.append(f"  {cls:12s} {ns / per / 1e6:8.2f} ms/step  {100 * ns / total:5.1f}%")
   out.append(f"top {top} kernels:")
   for name, ns in per_name.most_common(top):
-    out.append(f"  {ns / steps / 1e3:9.1f} us/step {100 * ns / total:5.1f}%  x{count[name] // steps:<3d} "
+    out.append(f"  {ns / per / 1e3:9.1f} us/step {100 * ns / total:5.1f}%  x{count[name] // per:<3d} "
                f"[{kernel_class(name)}] {name[:110]}")
   return "\n".join(out)
 

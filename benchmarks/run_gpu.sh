@@ -37,51 +37,11 @@ TORCH_COMPILE_BATCHES=${TORCH_COMPILE_BATCHES-64}
 TORCH_FULL_BATCHES=${TORCH_FULL_BATCHES-64}
 EXTRA_ARGS=${EXTRA_ARGS:-}
 mkdir -p "$OUT"
-LOG="$OUT/bench.log"
-: >"$LOG"
 rm -f "$OUT"/{jax_agw,torch_eager,torch_compile,jax_full,torch_full}.json "$OUT/summary.txt"
-export PYTHONUNBUFFERED=1
-FAILED=()
 START=$SECONDS
-
-log() { echo "$*" | tee -a "$LOG"; }
-
-# run NAME MIN_S MAX_S CMD...: runs CMD under a time limit of min(MAX_S, what is
-# left of the budget minus 20 s for the summary); skips it when less than MIN_S is left.
-run() {
-  local name=$1 min_s=$2 max_s=$3
-  shift 3
-  local left=$(( BUDGET_S - (SECONDS - START) - 20 ))
-  if (( left < min_s )); then
-    log "=== $name: SKIPPED (${left}s of budget left, needs ${min_s}s)"
-    FAILED+=("$name(skipped)")
-    return
-  fi
-  local limit=$(( left < max_s ? left : max_s ))
-  log "=== $name (limit ${limit}s, t=$(( SECONDS - START ))s): $*"
-  local t0=$SECONDS
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
-  local rc=$?
-  log "=== $name: rc=$rc in $(( SECONDS - t0 ))s"
-  if (( rc != 0 )); then FAILED+=("$name(rc=$rc)"); fi
-}
-
-log "=== environment ($(date -u +%FT%TZ))"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,power.limit,temperature.gpu \
-  --format=csv 2>&1 | tee -a "$LOG"
-"$PY" - 2>&1 <<'EOF' | tee -a "$LOG"
-import importlib.metadata as md, os, platform
-names = ("jax", "jaxlib", "jax-cuda13-plugin", "jax-cuda12-plugin", "flax", "optax",
-         "orbax-checkpoint", "ml-collections", "torch", "torchvision", "numpy")
-found = []
-for n in names:
-  try:
-    found.append(f"{n} {md.version(n)}")
-  except md.PackageNotFoundError:
-    pass
-print("python", platform.python_version(), "|", ", ".join(found))
-print("XLA_FLAGS=" + repr(os.environ.get("XLA_FLAGS", "")), "PYTHONPATH=" + repr(os.environ.get("PYTHONPATH", "")))
-EOF
+# shellcheck source=benchmarks/gpu_lib.sh
+. benchmarks/gpu_lib.sh
+log_environment
 
 # Flags shared by every process; EXTRA_ARGS (e.g. a CPU dry run's smaller sizes)
 # comes last, so it wins.
@@ -109,16 +69,4 @@ run jax_full 60 180 "$PY" benchmarks/train_step.py --config=configs/sysu.py \
 (( ${#FB[@]} )) && run torch_full 40 60 "$PY" benchmarks/torch_reference.py --mode=eager \
   --model=full "${FB[@]}" "${COMMON[@]}" --peak_size=0 --out="$OUT/torch_full.json"
 
-log "=== summary (t=$(( SECONDS - START ))s)"
-reports=()
-for f in jax_agw torch_eager torch_compile jax_full torch_full; do
-  [[ -s "$OUT/$f.json" ]] && reports+=("$OUT/$f.json")
-done
-if (( ${#reports[@]} )); then
-  "$PY" benchmarks/train_step.py --summarize "${reports[@]}" 2>&1 | tee "$OUT/summary.txt" | tee -a "$LOG"
-fi
-if (( ${#FAILED[@]} )); then
-  log "NOT COMPLETE: ${FAILED[*]}" | tee -a "$OUT/summary.txt"
-  exit 1
-fi
-log "all items complete in $(( SECONDS - START ))s"
+finish "$OUT"/{jax_agw,torch_eager,torch_compile,jax_full,torch_full}.json

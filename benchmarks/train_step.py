@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections
 import importlib.util
 import json
 import os
@@ -183,7 +184,7 @@ def load_reports(paths: Sequence[str]) -> list[dict]:
 
 def summarize(reports: Sequence[dict]) -> str:
   """One table over several reports, then JAX/torch throughput ratios per model and batch size."""
-  head = (f"{'framework':<9} {'mode':<8} {'model':<5} {'batch':>5} {'ms/step':>8} "
+  head = (f"{'framework':<9} {'mode':<8} {'model':<5} {'dev':>3} {'batch':>5} {'ms/step':>8} "
           f"{'median':>8} {'img/s':>8} {'TFLOP/s':>8} {'%peak':>6} {'GFLOP/step':>10} "
           f"{'mem GB':>7} {'compile s':>9}")
   lines = [head, "-" * len(head)]
@@ -197,7 +198,7 @@ def summarize(reports: Sequence[dict]) -> str:
     frac = res.get("fraction_of_peak")
     lines.append(
         f"{r.get('framework', '?'):<9} {r.get('mode', '?'):<8} {r.get('model', '?'):<5} "
-        f"{res['batch']:>5d} {fmt(res.get('step_ms_mean'), 8, 2)} "
+        f"{r.get('num_devices', 1):>3d} {res['batch']:>5d} {fmt(res.get('step_ms_mean'), 8, 2)} "
         f"{fmt(res.get('step_ms_median'), 8, 2)} {fmt(res.get('images_per_s'), 8, 1)} "
         f"{fmt(res.get('achieved_tflops'), 8, 1)} {fmt(100 * frac if frac else None, 6, 1)} "
         f"{fmt(flops / 1e9 if flops else None, 10, 1)} {fmt(res.get('peak_memory_gb'), 7, 2)} "
@@ -209,14 +210,49 @@ def summarize(reports: Sequence[dict]) -> str:
                  ", ".join(f"{fw} {p}" for fw, p in peaks))
   lines.append("FLOPs: jax = XLA cost analysis of the compiled step (per device); "
                "torch = torch.utils.flop_counter (matmul/conv only).")
-  jax_res = {(r.get("model"), res["batch"]): res for r, res in rows if r.get("framework") == "jax"}
+  jax_res = {(r.get("model"), res["batch"]): res for r, res in rows
+             if r.get("framework") == "jax" and r.get("num_devices", 1) == 1}
   for r, res in rows:
     ref = jax_res.get((r.get("model"), res["batch"]))
     if r.get("framework") == "torch" and ref and res.get("images_per_s"):
       lines.append(f"JAX/torch-{r.get('mode')} images/s ratio at batch {res['batch']} "
                    f"({r.get('model')}): {ref['images_per_s'] / res['images_per_s']:.2f}x "
                    "(>1: JAX faster)")
+  lines.extend(scaling_lines(rows, jax_res))
+  lines.extend(ab_lines(rows))
   return "\n".join(lines)
+
+
+def ab_lines(rows) -> list[str]:
+  """A/B runs (reports labelled "old" and "new"): median images/s of new over old per setting."""
+  rates = collections.defaultdict(list)
+  for r, res in rows:
+    if r.get("mode") in ("old", "new") and res.get("images_per_s_median"):
+      key = (r.get("model"), r.get("num_devices", 1), res["batch"])
+      rates[key + (r["mode"],)].append(res["images_per_s_median"])
+  out = []
+  for (model, n, batch, label), new in sorted(rates.items()):
+    old = rates.get((model, n, batch, "old"))
+    if label == "new" and old:
+      ratio = statistics.median(new) / statistics.median(old)
+      out.append(f"A/B {model}, batch {batch} on {n} device(s): new/old images/s = {ratio:.3f} "
+                 f"({len(old)} old and {len(new)} new runs, medians)")
+  return out
+
+
+def scaling_lines(rows, single: dict) -> list[str]:
+  """Data-parallel scaling: images/s on N devices over one device at the same per-device batch."""
+  out = []
+  for r, res in rows:
+    n = r.get("num_devices", 1)
+    if r.get("framework") != "jax" or n <= 1 or res["batch"] % n or not res.get("images_per_s"):
+      continue
+    one = single.get((r.get("model"), res["batch"] // n))
+    if one and one.get("images_per_s"):
+      factor = res["images_per_s"] / one["images_per_s"]
+      out.append(f"scaling {r.get('model')}, {res['batch'] // n} images per device: {n} devices "
+                 f"= {factor:.2f}x one device ({100 * factor / n:.0f}% efficiency)")
+  return out
 
 
 # ----------------------------------------------------------------------------
@@ -345,7 +381,7 @@ def run_jax(args) -> dict:
   dev0 = devices[0]
   model_name = "full" if config.model.intra_branches else "agw"
   report = {
-      "framework": "jax", "mode": "jit", "model": model_name, "config": args.config,
+      "framework": "jax", "mode": args.label, "model": model_name, "config": args.config,
       "device_kind": dev0.device_kind, "platform": dev0.platform,
       "num_devices": len(devices), "versions": versions_jax(),
       "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -439,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap = common_parser(__doc__.split("\n\n")[0])
   ap.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                   help="extra config override, e.g. --set model.branch=head (repeatable)")
+  ap.add_argument("--label", default="jit",
+                  help="the summary's mode column for this run, e.g. old/new in an A/B")
   ap.add_argument("--summarize", nargs="+", default=None, metavar="REPORT.json",
                   help="print the table of these reports and exit (imports no framework)")
   args = ap.parse_args(argv)

@@ -126,6 +126,18 @@ def test_rates_and_summary():
   assert "JAX/torch-eager images/s ratio at batch 64 (agw): 2.00x" in text
   assert "JAX/torch-compile images/s ratio at batch 64 (agw): 0.80x" in text
   assert text.count("\njax ") == 1 and text.count("\ntorch ") == 2
+  # Two devices at the same per-device batch: 1.8x the images/s of one (its own ratio to torch
+  # is not printed: the torch lines compare single-device runs only).
+  two = report("jax", "jit", 25.0 / 0.9)
+  two["num_devices"] = 2
+  two["results"] = [bench.add_rates({"step_ms_mean": 25.0 / 0.9, "step_ms_median": 25.0 / 0.9,
+                                     "batch": 128}, 128, 4e12, 800.0)]
+  text = bench.summarize([report("jax", "jit", 25.0), two])
+  assert "scaling agw, 64 images per device: 2 devices = 1.80x one device (90% efficiency)" in text
+  # An A/B: the median of the old runs' images/s (2560, 2133) against the new run's 3200.
+  text = bench.summarize([report("jax", "old", 25.0), report("jax", "old", 30.0),
+                          report("jax", "new", 20.0)])
+  assert "A/B agw, batch 64 on 1 device(s): new/old images/s = 1.364 (2 old and 1 new" in text
 
 
 def test_summarize_cli_needs_no_framework(tmp_path):

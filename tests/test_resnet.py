@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -186,3 +187,56 @@ def test_learnable_gem_has_a_trainable_p():
   np.testing.assert_allclose(gem.apply(v, x), layers.GeM(3.0).apply({}, x), rtol=1e-5)
   g = jax.grad(lambda v: jnp.sum(gem.apply(v, x)))(v)
   assert np.isfinite(g["params"]["p"]) and float(g["params"]["p"]) != 0.0
+
+
+def _numpy_max_pool(x, window=3, stride=2, padding=1):
+  """torch's MaxPool2d by loops: values and, per output, the first arg-max (row-major)."""
+  n, h, w, c = x.shape
+  ho, wo = (h + 2 * padding - window) // stride + 1, (w + 2 * padding - window) // stride + 1
+  out = np.empty((n, ho, wo, c), x.dtype)
+  argmax = np.empty((n, ho, wo, c, 2), np.int64)
+  for b in range(n):
+    for i in range(ho):
+      for j in range(wo):
+        for ch in range(c):
+          best, pos = -np.inf, None
+          for di in range(window):
+            for dj in range(window):
+              r, s = i * stride - padding + di, j * stride - padding + dj
+              if 0 <= r < h and 0 <= s < w and x[b, r, s, ch] > best:
+                best, pos = x[b, r, s, ch], (r, s)
+          out[b, i, j, ch], argmax[b, i, j, ch] = best, pos
+  return out, argmax
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 7, 3), (1, 8, 6, 2), (1, 3, 3, 1)])
+def test_max_pool_matches_torch_semantics_and_gradient(shape):
+  # Integers clipped at 0 (as after a ReLU): many ties, where the gradient must go to one
+  # element per window, the first in row-major order, as torch and select-and-scatter do.
+  rng = np.random.default_rng(0)
+  x = np.clip(np.round(rng.normal(size=shape) * 2), 0, None).astype(np.float32)
+  want, argmax = _numpy_max_pool(x)
+  got = layers.max_pool(jnp.asarray(x))
+  np.testing.assert_array_equal(np.asarray(got), want)
+  g = rng.normal(size=want.shape).astype(np.float32)
+  dx = jax.grad(lambda v: jnp.sum(layers.max_pool(v) * g))(jnp.asarray(x))
+  want_dx = np.zeros_like(x)
+  for idx in np.ndindex(want.shape):
+    r, s = argmax[idx]
+    want_dx[idx[0], r, s, idx[3]] += g[idx]
+  np.testing.assert_allclose(np.asarray(dx), want_dx, rtol=1e-6, atol=1e-6)
+  # The same as flax's pool (XLA's select-and-scatter gradient), and no scatter left in the HLO.
+  flax_pool = lambda v: nn.max_pool(v, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+  flax_dx = jax.grad(lambda v: jnp.sum(flax_pool(v) * g))(jnp.asarray(x))
+  np.testing.assert_allclose(np.asarray(dx), np.asarray(flax_dx), rtol=1e-6, atol=1e-6)
+  hlo = jax.jit(jax.grad(lambda v: jnp.sum(layers.max_pool(v) * g))).lower(
+      jnp.asarray(x)).compile().as_text()
+  assert "scatter" not in hlo
+
+
+def test_max_pool_keeps_bfloat16_and_refuses_tiny_maps():
+  x = jnp.ones((1, 4, 4, 2), jnp.bfloat16)
+  assert layers.max_pool(x).dtype == jnp.bfloat16
+  assert jax.grad(lambda v: jnp.sum(layers.max_pool(v).astype(jnp.float32)))(x).dtype == jnp.bfloat16
+  with pytest.raises(ValueError, match="smaller than"):
+    layers.max_pool(jnp.ones((1, 1, 1, 1)), 5, 2, 1)

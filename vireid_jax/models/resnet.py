@@ -33,7 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vireid_jax.models.layers import BatchNorm
+from vireid_jax.models.layers import BatchNorm, max_pool
 
 Dtype = Any
 
@@ -110,8 +110,8 @@ class ResNetStem(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     x = _conv(64, 7, 2, self.dtype, "conv1")(x.astype(self.dtype))
     x = nn.relu(_bn(self.dtype, "bn1")(x, use_running_average=not train))
-    # Flax pads max-pool windows with -inf, like torch's MaxPool2d(padding=1).
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    # -inf padding, like torch's MaxPool2d(3, 2, padding=1); an elementwise backward pass.
+    return max_pool(x, 3, 2, 1)
 
 
 class ResNetStage(nn.Module):
