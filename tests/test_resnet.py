@@ -154,6 +154,32 @@ def test_batchnorm_follows_pytorch():
   np.testing.assert_allclose(y_eval, ref_eval, rtol=1e-5, atol=1e-5)
 
 
+def test_batchnorm_groups_normalise_each_block_alone():
+  """groups=G (one per device, sync_batchnorm=False) == G separate BatchNorms on the blocks."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(1.0, 2.0, size=(12, 3, 2, 5)).astype(np.float32)
+  x[4:8] += 5.0                                   # blocks with different statistics
+  v = {"params": {"scale": np.linspace(0.5, 2, 5, dtype=np.float32),
+                  "bias": np.linspace(-1, 1, 5, dtype=np.float32)},
+       "batch_stats": {"mean": np.full(5, 0.5, np.float32), "var": np.full(5, 2.0, np.float32)}}
+  y, upd = layers.BatchNorm(groups=3).apply(v, x, use_running_average=False,
+                                            mutable=["batch_stats"])
+  parts = [layers.BatchNorm().apply(v, x[i:i + 4], use_running_average=False,
+                                    mutable=["batch_stats"]) for i in (0, 4, 8)]
+  np.testing.assert_allclose(y, np.concatenate([p[0] for p in parts]), rtol=1e-5, atol=1e-5)
+  for key in ("mean", "var"):       # the mean of the three devices' running updates
+    want = np.mean([p[1]["batch_stats"][key] for p in parts], axis=0)
+    np.testing.assert_allclose(upd["batch_stats"][key], want, rtol=1e-5)
+  # Not the global statistics: the shifted block is normalised on its own.
+  y_sync = layers.BatchNorm().apply(v, x, use_running_average=False, mutable=["batch_stats"])[0]
+  assert np.abs(np.asarray(y) - np.asarray(y_sync)).max() > 0.5
+  # Evaluation ignores groups; a batch the groups do not divide is refused.
+  np.testing.assert_allclose(layers.BatchNorm(groups=3).apply(v, x[:5], use_running_average=True),
+                             layers.BatchNorm().apply(v, x[:5], use_running_average=True))
+  with pytest.raises(ValueError, match="sync_batchnorm"):
+    layers.BatchNorm(groups=5).apply(v, x, use_running_average=False, mutable=["batch_stats"])
+
+
 def test_bnneck_has_no_bias_and_returns_float32():
   neck = layers.BNNeck()
   f = jnp.asarray(np.random.default_rng(1).normal(1.0, 2.0, (6, 4)), jnp.bfloat16)

@@ -52,6 +52,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.branch = "layer4"            # layer4 | head
   c.model.branch_head_dim = 1024       # width of the light `head` branch
   c.model.retrieval_feature = "shared"  # shared | concat
+  # BatchNorm statistics over the global batch (True: any device count gives the same
+  # numbers), or per device (False: PyTorch DDP without SyncBatchNorm; no cross-device
+  # reductions in the forward pass, the paper's statistics at its per-GPU batch).
+  c.model.sync_batchnorm = True
 
   c.loss = ml_collections.ConfigDict()
   c.loss.label_smoothing = 0.0

@@ -9,7 +9,11 @@ AGW / CAJ / fast-reid code. Parameter and collection names are flax's
 (`params/{scale,bias}`, `batch_stats/{mean,var}`), so checkpoints look familiar.
 
 No `axis_name` anywhere: the train step runs under `jax.jit` with the batch
-sharded over devices, and XLA computes the statistics over the global batch.
+sharded over devices, and XLA computes the statistics over the global batch
+(synchronised BatchNorm). `groups` > 1 instead normalises each of that many
+contiguous blocks of the batch with its own statistics: with one block per
+device (`model.sync_batchnorm=False`) that is PyTorch's DDP without
+SyncBatchNorm, and it needs no cross-device reduction in the forward pass.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class BatchNorm(nn.Module):
     use_bias: False drops `bias` (BNNeck: the "frozen zero bias" of BoT/AGW).
     use_scale: False drops `scale`.
     scale_init, bias_init: initialisers.
+    groups: training statistics per block of batch/groups contiguous rows (1: the
+      whole batch). The running statistics take the mean of the blocks' updates.
   """
   use_running_average: bool | None = None
   momentum: float = BN_MOMENTUM
@@ -56,37 +62,46 @@ class BatchNorm(nn.Module):
   use_scale: bool = True
   scale_init: Initializer = nn.initializers.ones
   bias_init: Initializer = nn.initializers.zeros
+  groups: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
     use_running_average = nn.merge_param(
         "use_running_average", self.use_running_average, use_running_average)
     features = x.shape[-1]
-    axes = tuple(range(x.ndim - 1))
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
     xf = x.astype(jnp.float32)
+    groups = 1 if use_running_average or self.is_initializing() else self.groups
+    if x.shape[0] % groups:
+      raise ValueError(f"BatchNorm with groups={groups} (one per device) needs a batch divisible "
+                       f"by it, got {x.shape[0]} rows: change the batch size or set "
+                       "model.sync_batchnorm=True.")
+    # (groups, rows per group, ...): statistics reduce over all axes of a group but the last.
+    xg = xf.reshape((groups, -1) + x.shape[1:])
+    axes = tuple(range(1, xg.ndim - 1))
     if use_running_average:
       mean, var = ra_mean.value, ra_var.value
     else:
-      mean = jnp.mean(xf, axis=axes)
+      mean = jnp.mean(xg, axis=axes, keepdims=True)
       # E[x^2] - E[x]^2 in float32: one fused pass over the activations.
-      var = jnp.maximum(jnp.mean(jnp.square(xf), axis=axes) - jnp.square(mean), 0.0)
+      var = jnp.maximum(jnp.mean(jnp.square(xg), axis=axes, keepdims=True) - jnp.square(mean),
+                        0.0)
       if not self.is_initializing():
-        n = 1
-        for a in axes:
-          n *= x.shape[a]
+        n = xg[0].size // features
         unbiased = var * (n / max(n - 1, 1))
         m = self.momentum
-        ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(mean)
-        ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(unbiased)
+        batch_mean = jnp.mean(mean.reshape(groups, features), axis=0)
+        batch_var = jnp.mean(unbiased.reshape(groups, features), axis=0)
+        ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(batch_mean)
+        ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(batch_var)
     mul = jax.lax.rsqrt(var + self.epsilon)
     if self.use_scale:
       mul = mul * self.param("scale", self.scale_init, (features,), self.param_dtype)
-    y = (xf - mean) * mul
+    y = (xg - mean) * mul
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (features,), self.param_dtype)
-    return y.astype(self.dtype or x.dtype)
+    return y.reshape(x.shape).astype(self.dtype or x.dtype)
 
 
 def _window_slices(xp: jax.Array, out_hw: tuple[int, int], window: int, stride: int):

@@ -49,11 +49,13 @@ class Trunk(nn.Module):
   """torchvision layer1-3, shared by both modalities."""
   depth: int = 50
   dtype: Dtype = jnp.float32
+  bn_groups: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for layer in (1, 2, 3):
-      x = resnet.make_stage(self.depth, layer, None, self.dtype, f"layer{layer}")(x, train)
+      x = resnet.make_stage(self.depth, layer, None, self.dtype, f"layer{layer}",
+                            bn_groups=self.bn_groups)(x, train)
     return x
 
 
@@ -71,17 +73,20 @@ class Head(nn.Module):
   gem_p: float = 3.0
   gem_learnable: bool = False
   dtype: Dtype = jnp.float32
+  bn_groups: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, logits: bool = True):
     if self.kind == "layer4":
-      fmap = resnet.make_stage(self.depth, 4, self.last_stride, self.dtype, "layer4")(x, train)
+      fmap = resnet.make_stage(self.depth, 4, self.last_stride, self.dtype, "layer4",
+                               bn_groups=self.bn_groups)(x, train)
     else:
       y = nn.Conv(self.head_dim, (1, 1), use_bias=False, dtype=self.dtype,
                   param_dtype=jnp.float32, kernel_init=resnet.conv_init, name="conv")(x)
-      fmap = nn.relu(BatchNorm(dtype=self.dtype, name="bn")(y, use_running_average=not train))
+      fmap = nn.relu(BatchNorm(dtype=self.dtype, groups=self.bn_groups, name="bn")(
+          y, use_running_average=not train))
     feat = GeM(self.gem_p, self.gem_learnable, name="gem")(fmap)
-    bn = BNNeck(name="bnneck")(feat, train)
+    bn = BNNeck(groups=self.bn_groups, name="bnneck")(feat, train)
     out = {"feat": feat, "bn": bn}
     if logits:
       out["logits"] = classifier(self.num_classes, name="classifier")(bn)
@@ -121,9 +126,11 @@ class ViReIDNet(nn.Module):
   "infrared": the branches' outputs over their N or M rows (only with
   `intra_branches`)}. Inputs are ImageNet-normalised floats.
 
-  `batch_shards` (the data-parallel device count) only decides how the two
-  modalities are laid out inside the step (`merge_modalities`); every value
-  gives the same numbers.
+  `batch_shards` (the data-parallel device count) decides how the two
+  modalities are laid out inside the step (`merge_modalities`); with
+  `sync_batchnorm` every value gives the same numbers. `sync_batchnorm=False`
+  gives every BatchNorm one group of statistics per shard (device), each
+  holding its visible and infrared rows: PyTorch DDP without SyncBatchNorm.
   """
   num_classes: int
   depth: int = 50
@@ -137,6 +144,7 @@ class ViReIDNet(nn.Module):
   branch_head_dim: int = 1024
   retrieval_feature: str = "shared"
   batch_shards: int = 1
+  sync_batchnorm: bool = True
 
   @classmethod
   def from_config(cls, model_cfg: Mapping[str, Any], num_classes: int,
@@ -152,7 +160,8 @@ class ViReIDNet(nn.Module):
                intra_branches=bool(model_cfg["intra_branches"]), branch=str(model_cfg["branch"]),
                branch_head_dim=int(model_cfg["branch_head_dim"]),
                retrieval_feature=str(model_cfg["retrieval_feature"]),
-               batch_shards=int(batch_shards))
+               batch_shards=int(batch_shards),
+               sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)))
 
   def setup(self):
     resnet.stage_spec(self.depth)   # fails clearly on an unknown depth
@@ -163,15 +172,17 @@ class ViReIDNet(nn.Module):
                        f"{RETRIEVAL_FEATURES}.")
     if self.retrieval_feature == "concat" and not self.intra_branches:
       raise ValueError("model.retrieval_feature=concat needs model.intra_branches=True.")
+    groups = 1 if self.sync_batchnorm else max(1, self.batch_shards)
     if self.two_stream:
-      self.stem_visible = resnet.ResNetStem(self.dtype)
-      self.stem_infrared = resnet.ResNetStem(self.dtype)
+      self.stem_visible = resnet.ResNetStem(self.dtype, groups)
+      self.stem_infrared = resnet.ResNetStem(self.dtype, groups)
     else:
-      self.stem = resnet.ResNetStem(self.dtype)
-    self.trunk = Trunk(self.depth, self.dtype)
+      self.stem = resnet.ResNetStem(self.dtype, groups)
+    self.trunk = Trunk(self.depth, self.dtype, groups)
     head = functools.partial(Head, self.num_classes, depth=self.depth,
                              last_stride=self.last_stride, head_dim=self.branch_head_dim,
-                             gem_p=self.gem_p, gem_learnable=self.gem_learnable, dtype=self.dtype)
+                             gem_p=self.gem_p, gem_learnable=self.gem_learnable, dtype=self.dtype,
+                             bn_groups=groups)
     self.shared = head(kind="layer4")
     if self.intra_branches:
       self.branch_visible = head(kind=self.branch)
