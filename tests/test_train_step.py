@@ -91,8 +91,8 @@ def test_four_simulated_devices_match_one_device(sync):
   """Same numbers on 1 and 4 devices; per-device BatchNorm is emulated on one device by groups.
 
   sync_batchnorm=False also takes the BatchNorm statistics' all-reduces out of the step
-  (62 -> 6 all-reduces for this tiny model in the optimised HLO): only the gradients, the
-  running statistics and the metrics are reduced across devices.
+  (46 -> 1 all-reduce for this tiny model in the optimised HLO: the gradients, with the
+  running statistics combined into it; the losses run on gathered features).
   """
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
   res = subprocess.run([sys.executable, "-c", PARITY.format(root=ROOT, sync=sync)],
@@ -104,7 +104,7 @@ def test_four_simulated_devices_match_one_device(sync):
   all_reduces = int(last.split("ALL_REDUCES")[1])
   # The depth-18 tiny model has 30+ BatchNorm layers: with synchronised statistics each
   # adds all-reduces; per device, none does.
-  assert (all_reduces > 30) if sync else (all_reduces < 12), all_reduces
+  assert (all_reduces > 30) if sync else (all_reduces <= 3), all_reduces
 
 
 def test_nonfinite_step_is_dropped_and_reported():

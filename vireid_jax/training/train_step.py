@@ -88,23 +88,35 @@ def describe_nonfinite(bits: int) -> list[str]:
 def make_train_step(model, tx: optax.GradientTransformation,
                     loss_cfg: ml_collections.ConfigDict,
                     compute_dtype=jnp.bfloat16,
-                    lr_fn: Callable | None = None) -> Callable:
+                    lr_fn: Callable | None = None,
+                    loss_sharding=None) -> Callable:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
   `batch` holds "visible", "infrared" (uint8 or float NHWC) and
   "visible_labels", "infrared_labels" (int32); rows of one identity are
   contiguous and both modalities list identities in the same order.
+
+  `loss_sharding` (data-parallel runs: replicated over the mesh) is where the
+  pooled features, logits and labels go before the losses. The triplet and
+  distribution losses compare every row with every other, so left sharded
+  XLA splits them into dozens of small all-gathers, permutes and all-to-alls
+  (forward and backward); gathered once, the few KiB per row are reduced on
+  every device redundantly and their backward pass needs no communication.
   """
 
   def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
     visible = normalize_images(batch["visible"], compute_dtype)
     infrared = normalize_images(batch["infrared"], compute_dtype)
     labels = jnp.concatenate([batch["visible_labels"], batch["infrared_labels"]])
+    if loss_sharding is not None:
+      labels = jax.lax.with_sharding_constraint(labels, loss_sharding)
 
     def loss_fn(params):
       outputs, mutated = model.apply(
           {"params": params, "batch_stats": state.batch_stats},
           visible, infrared, train=True, mutable=["batch_stats"])
+      if loss_sharding is not None:
+        outputs = jax.lax.with_sharding_constraint(outputs, loss_sharding)
       loss, terms = objective.total_loss(outputs, labels, loss_cfg,
                                          num_visible=visible.shape[0])
       return loss, (terms, mutated["batch_stats"])

@@ -78,10 +78,11 @@ def derive_steps_per_epoch(config, train_set) -> int:
 
 
 def make_jitted_step(model, tx, config, mesh, steps_per_epoch: int):
+  rep, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   step_fn = train_step_lib.make_train_step(
       model, tx, config.loss, compute_dtype(config.model.dtype),
-      lr_fn=functools.partial(optimizer.learning_rates, config.optim, steps_per_epoch))
-  rep, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
+      lr_fn=functools.partial(optimizer.learning_rates, config.optim, steps_per_epoch),
+      loss_sharding=rep if mesh.size > 1 else None)
   return jax.jit(step_fn, in_shardings=(rep, data), out_shardings=(rep, rep),
                  donate_argnums=(0,))
 
