@@ -10,6 +10,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -271,3 +273,79 @@ def test_plot_embeddings_draws_baseline_and_full_model_side_by_side(trained, tmp
   with Image.open(out) as png:
     # Two columns of 4 x 80 px; PCA + two histograms, 3.25 x 80 px each.
     assert png.size == (640, 780)
+
+
+def test_eval_with_other_settings_writes_its_own_results_file(trained):
+  """`--config.mode=eval --config.eval.rerank=True` keeps the training's results.json."""
+  from vireid_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  workdir, root = trained
+  with open(os.path.join(workdir, "results.json"), "rb") as f:
+    before = f.read()
+  settings = json.loads(before)["settings"]
+  assert settings["rerank"] is False and settings["checkpoint"] in ("best", "latest")
+  c = tiny_config(root)
+  c.mode, c.eval.rerank = "eval", True
+  trainer.evaluate_checkpoint(c, workdir)
+  with open(os.path.join(workdir, "results.json"), "rb") as f:
+    assert f.read() == before
+  with open(os.path.join(workdir, "results_rerank.json")) as f:
+    reranked = json.load(f)
+  assert reranked["settings"]["rerank"] is True and reranked["settings"]["step"] == 2
+  assert set(reranked) - {"dataset", "settings"} == {"all_single", "all_multi", "indoor_single",
+                                                     "indoor_multi"}
+
+
+# ---------------------------------------------------------------- results files and aggregation
+
+def test_results_filename_names_every_setting_that_changes_the_numbers():
+  from vireid_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+  e = config_defaults.base_config().eval
+  assert report.results_filename(e) == "results.json"
+  e.rerank = True
+  assert report.results_filename(e) == "results_rerank.json"
+  e.checkpoint, e.flip, e.gallery_rule = "300", True, "official"
+  assert report.results_filename(e) == "results_ckpt300_rerank_flip_official.json"
+  e.checkpoint, e.rerank, e.flip, e.gallery_rule = "latest", False, False, "baseline"
+  assert report.results_filename(e) == "results_latest.json"
+
+
+def _results(path, dataset, rank1, mAP, rerank=False):
+  from vireid_jax.evaluation import report  # pylint: disable=g-import-not-at-top
+  metrics = {"rank1": rank1, "rank10": 90.0, "rank20": 95.0, "mAP": mAP, "mINP": 30.0,
+             "trials": 1}
+  report.write_results_json(str(path), dataset, {"thermal_to_visible": metrics},
+                            {"rerank": rerank, "flip": False, "gallery_rule": "baseline",
+                             "checkpoint": "best", "step": 10})
+  return str(path)
+
+
+def test_aggregate_gives_mean_and_std_over_runs_and_refuses_mixed_runs(tmp_path, capsys):
+  from vireid_jax.tools import aggregate  # pylint: disable=g-import-not-at-top
+  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0)
+  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0)
+  out = tmp_path / "all.json"
+  text = aggregate.main([a, b, f"--out={out}"])
+  assert "regdb, 2 runs results (%, mean ± std over runs)" in text
+  assert "| thermal_to_visible | 2 | 75.00 ± 5.00 | 90.00 ± 0.00 | 95.00 ± 0.00 | " \
+         "62.00 ± 2.00 | 30.00 ± 0.00 |" in text
+  saved = json.loads(out.read_text())
+  assert saved["thermal_to_visible"]["mAP"] == 62.0 and saved["thermal_to_visible"]["trials"] == 2
+  assert saved["settings"]["runs"] == [a, b]
+  # Refused, with exit status 1 and a message, no traceback.
+  c = _results(tmp_path / "c.json", "regdb", 75.0, 61.0, rerank=True)
+  d = _results(tmp_path / "d.json", "sysu", 75.0, 61.0)
+  for args, message in (([a, c], "different rerank"), ([a, d], "different datasets"),
+                        ([a], "at least two"), ([a, str(tmp_path / "none.json")], "does not exist")):
+    assert workdir_lib.run_cli(aggregate.main, args) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_aggregate_imports_neither_jax_nor_tensorflow(tmp_path):
+  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0)
+  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0)
+  code = ("import sys; sys.modules['jax'] = None; sys.modules['tensorflow'] = None; "
+          f"sys.argv = ['aggregate', {a!r}, {b!r}]; "
+          "import runpy; runpy.run_module('vireid_jax.tools.aggregate', run_name='__main__')")
+  res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+  assert res.returncode == 0, res.stderr
+  assert "| thermal_to_visible | 2 | 75.00 ± 5.00" in res.stdout

@@ -16,14 +16,14 @@ def _protocols(results: dict) -> list[str]:
   return [k for k, v in results.items() if isinstance(v, dict) and "rank1" in v]
 
 
-def format_table(results: dict, dataset: str) -> str:
-  """A Markdown table: one row per protocol, percentages as mean ± std over trials."""
+def format_table(results: dict, dataset: str, over: str = "trials") -> str:
+  """A Markdown table: one row per protocol, percentages as mean ± std over `over`."""
   names = _protocols(results)
   if not names:
     raise ValueError(f"No protocol results to format for {dataset!r}: expected entries like "
                      "{'all_single': {'rank1': ..., ...}}.")
-  lines = [f"{dataset} results (%, mean ± std over trials)", "",
-           "| protocol | trials | " + " | ".join(_HEADERS[k] for k in METRIC_KEYS) + " |",
+  lines = [f"{dataset} results (%, mean ± std over {over})", "",
+           f"| protocol | {over} | " + " | ".join(_HEADERS[k] for k in METRIC_KEYS) + " |",
            "|---|---:|" + "---:|" * len(METRIC_KEYS)]
   for name in names:
     r = results[name]
@@ -33,9 +33,39 @@ def format_table(results: dict, dataset: str) -> str:
   return "\n".join(lines)
 
 
-def write_results_json(path: str, dataset: str, results: dict) -> None:
-  """Writes {"dataset": ..., "<protocol>": {metrics, "std", "trials"}} atomically."""
+def evaluation_settings(eval_cfg, checkpoint: str, step: int) -> dict:
+  """What decides the numbers besides the weights: stored with them in the results file."""
+  return {"checkpoint": str(checkpoint), "step": int(step), "rerank": bool(eval_cfg.rerank),
+          "flip": bool(eval_cfg.flip), "gallery_rule": str(eval_cfg.gallery_rule),
+          "trials": int(eval_cfg.trials)}
+
+
+def results_filename(eval_cfg) -> str:
+  """`results.json` for the default evaluation; other settings get their own file.
+
+  So `--config.mode=eval --config.eval.rerank=True` (or another checkpoint, flip
+  averaging, the official gallery rule) adds `results_rerank.json` etc. beside the
+  training's `results.json` instead of replacing it.
+  """
+  tags = []
+  if str(eval_cfg.checkpoint) != "best":
+    tags.append(f"ckpt{eval_cfg.checkpoint}" if str(eval_cfg.checkpoint).isdigit()
+                else str(eval_cfg.checkpoint))
+  if eval_cfg.rerank:
+    tags.append("rerank")
+  if eval_cfg.flip:
+    tags.append("flip")
+  if str(eval_cfg.gallery_rule) != "baseline":
+    tags.append(str(eval_cfg.gallery_rule))
+  return "_".join(["results"] + tags) + ".json"
+
+
+def write_results_json(path: str, dataset: str, results: dict,
+                       settings: dict | None = None) -> None:
+  """Writes {"dataset", "settings", "<protocol>": {metrics, "std", "trials"}} atomically."""
   payload = {"dataset": dataset}
+  if settings:
+    payload["settings"] = dict(settings)
   for name in _protocols(results):
     r = results[name]
     payload[name] = {k: float(r[k]) for k in METRIC_KEYS}

@@ -333,7 +333,10 @@ def report(config, workdir, model, state, step, which, writer) -> dict:
   logging.info("Results (%s checkpoint, step %d):\n%s", which, step, table)
   print(f"\nResults of {workdir} ({which} checkpoint, step {step}):\n{table}", flush=True)
   if jax.process_index() == 0:
-    report_lib.write_results_json(os.path.join(workdir, "results.json"), dataset, results)
+    path = os.path.join(workdir, report_lib.results_filename(config.eval))
+    report_lib.write_results_json(path, dataset, results,
+                                  report_lib.evaluation_settings(config.eval, which, step))
+    logging.info("Results written to %s.", path)
   write_eval_summaries(writer, step, results, prefix="test")
   writer.flush()
   return results

@@ -1,0 +1,94 @@
+r"""Mean ± std over several runs' results: RegDB's ten trial splits, or several seeds.
+
+  python -m vireid_jax.tools.aggregate runs/regdb_t*/results.json [--out=regdb.json]
+
+Each file is one run's `results.json` (itself a mean over that run's gallery
+trials). Per protocol the table gives the mean over runs and the standard
+deviation across runs (ddof=0, as the per-trial one), the numbers papers report
+for RegDB. Runs of different datasets, or evaluated with different settings
+(re-ranking, flip averaging, gallery rule), are refused: their mean would mean
+nothing. Imports neither JAX nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+import numpy as np
+
+from vireid_jax.evaluation import report as report_lib
+from vireid_jax.evaluation.protocols import METRIC_KEYS
+from vireid_jax.tools.workdir import UsageError, run_cli
+
+# Settings that must agree between the runs; step and checkpoint may differ.
+MUST_MATCH = ("rerank", "flip", "gallery_rule")
+
+
+def load_results(path: str) -> dict:
+  """One results file, checked to hold protocol results."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} does not exist: give the results.json of finished runs.")
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+  except json.JSONDecodeError as e:
+    raise UsageError(f"{path} is not valid JSON ({e}).") from e
+  if not isinstance(data, dict) or not any(isinstance(v, dict) and "rank1" in v
+                                           for v in data.values()):
+    raise UsageError(f"{path} holds no protocol results: is it a vireid_jax results.json?")
+  return data
+
+
+def aggregate(runs: Sequence[tuple[str, dict]]) -> tuple[str, dict]:
+  """(dataset, {protocol: {metrics (mean over runs), "std", "trials": number of runs}})."""
+  if len(runs) < 2:
+    raise UsageError("Give at least two results files to aggregate.")
+  datasets = {data.get("dataset") for _, data in runs}
+  if len(datasets) > 1:
+    raise UsageError(f"The runs are of different datasets ({sorted(map(str, datasets))}).")
+  for key in MUST_MATCH:
+    values = {json.dumps(data.get("settings", {}).get(key)) for _, data in runs
+              if key in data.get("settings", {})}
+    if len(values) > 1:
+      differing = [f"{path}: {data['settings'][key]}" for path, data in runs
+                   if key in data.get("settings", {})]
+      raise UsageError(f"The runs were evaluated with different {key} ({'; '.join(differing)}): "
+                       "aggregate runs evaluated alike.")
+  protocols = [name for name, value in runs[0][1].items()
+               if isinstance(value, dict) and "rank1" in value]
+  common = [p for p in protocols if all(p in data for _, data in runs)]
+  if not common:
+    raise UsageError("The runs share no protocol.")
+  out = {}
+  for name in common:
+    values = {k: np.array([float(data[name][k]) for _, data in runs]) for k in METRIC_KEYS}
+    out[name] = {k: float(v.mean()) for k, v in values.items()}
+    out[name]["std"] = {k: float(v.std()) for k, v in values.items()}
+    out[name]["trials"] = len(runs)
+  return str(datasets.pop()), out
+
+
+def main(argv: list[str] | None = None) -> str:
+  p = argparse.ArgumentParser(prog="python -m vireid_jax.tools.aggregate",
+                              description=__doc__.splitlines()[0])
+  p.add_argument("results", nargs="+", help="results.json files of finished runs")
+  p.add_argument("--out", default="", help="also write the aggregate as JSON here")
+  args = p.parse_args(argv)
+  runs = [(path, load_results(path)) for path in args.results]
+  dataset, table = aggregate(runs)
+  label = f"{dataset}, {len(runs)} runs"
+  text = report_lib.format_table(table, label, over="runs")
+  print(text)
+  if args.out:
+    report_lib.write_results_json(args.out, label, table,
+                                  {"runs": [os.path.abspath(path) for path, _ in runs]})
+    print(f"\nwritten to {args.out}")
+  return text
+
+
+if __name__ == "__main__":
+  sys.exit(run_cli(main))
