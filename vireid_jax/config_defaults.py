@@ -44,7 +44,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.depth = 50                   # 18 | 34 | 50
   c.model.last_stride = 1
   c.model.pretrained = ""              # path to a torchvision ResNet checkpoint
-  c.model.dtype = "bfloat16"           # compute dtype; parameters stay float32
+  c.model.dtype = "bfloat16"           # compute dtype; parameters stay float32; float16
+                                       # (GPUs without bfloat16) adds dynamic loss scaling
   c.model.two_stream = True            # modality-specific stems
   c.model.gem_p = 3.0
   c.model.gem_learnable = False

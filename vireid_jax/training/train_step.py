@@ -5,6 +5,13 @@ that have neither. Non-finite steps never reach the parameters: the update is
 dropped on the device and counted in the state, and the host decides at its
 next check whether to stop (default) or carry on (`optim.skip_nonfinite`).
 This keeps the step free of host round trips.
+
+float16 compute (`model.dtype=float16`, for GPUs without bfloat16) uses dynamic
+loss scaling, as PyTorch's GradScaler: the loss is multiplied by
+`TrainState.loss_scale` before differentiation and the gradients divided by
+it; a step whose scaled gradients overflow is skipped and halves the scale (an
+expected event, not a fault), and every `LOSS_SCALE_GROWTH_INTERVAL` good steps
+double it. bfloat16 and float32 keep the scale at 1 and never touch it.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ UPDATE_BIT = 29
 TERM_NAMES = ("id", "tri", "intra_id_visible", "intra_tri_visible",
               "intra_id_infrared", "intra_tri_infrared", "dist", "total")
 
+# Dynamic loss scaling for float16 (GradScaler's defaults). Below MIN_LOSS_SCALE a
+# non-finite gradient is no longer taken for an overflow but reported as a fault.
+LOSS_SCALE_INIT = 2.0 ** 16
+LOSS_SCALE_GROWTH_INTERVAL = 2000
+MIN_LOSS_SCALE = 1.0
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -39,10 +52,14 @@ class TrainState:
   nonfinite_count: jax.Array         # steps whose update was dropped
   first_nonfinite_step: jax.Array    # -1 when none
   first_nonfinite_terms: jax.Array   # bitmask over TERM_NAMES (+ GRADIENTS_BIT, UPDATE_BIT)
+  loss_scale: jax.Array              # float32; 1 unless float16 compute (module docstring)
+  loss_scale_good_steps: jax.Array   # good steps since the scale last changed
 
 
-def create_train_state(variables, tx: optax.GradientTransformation) -> TrainState:
+def create_train_state(variables, tx: optax.GradientTransformation,
+                       compute_dtype=jnp.bfloat16) -> TrainState:
   params = variables["params"]
+  scale = LOSS_SCALE_INIT if jnp.dtype(compute_dtype) == jnp.float16 else 1.0
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
@@ -50,7 +67,19 @@ def create_train_state(variables, tx: optax.GradientTransformation) -> TrainStat
       opt_state=tx.init(params),
       nonfinite_count=jnp.zeros((), jnp.int32),
       first_nonfinite_step=jnp.full((), -1, jnp.int32),
-      first_nonfinite_terms=jnp.zeros((), jnp.int32))
+      first_nonfinite_terms=jnp.zeros((), jnp.int32),
+      loss_scale=jnp.full((), scale, jnp.float32),
+      loss_scale_good_steps=jnp.zeros((), jnp.int32))
+
+
+def next_loss_scale(scale: jax.Array, good_steps: jax.Array,
+                    overflow: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """(scale, good steps) after a step: halve on overflow, double after a run of good steps."""
+  good_steps = jnp.where(overflow, 0, good_steps + 1)
+  grow = good_steps >= LOSS_SCALE_GROWTH_INTERVAL
+  scale = jnp.where(overflow, jnp.maximum(scale / 2, MIN_LOSS_SCALE),
+                    jnp.where(grow, scale * 2, scale))
+  return scale, jnp.where(grow, 0, good_steps)
 
 
 def normalize_images(images: jax.Array, dtype) -> jax.Array:
@@ -104,6 +133,8 @@ def make_train_step(model, tx: optax.GradientTransformation,
   every device redundantly and their backward pass needs no communication.
   """
 
+  loss_scaling = jnp.dtype(compute_dtype) == jnp.float16
+
   def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
     visible = normalize_images(batch["visible"], compute_dtype)
     infrared = normalize_images(batch["infrared"], compute_dtype)
@@ -119,32 +150,47 @@ def make_train_step(model, tx: optax.GradientTransformation,
         outputs = jax.lax.with_sharding_constraint(outputs, loss_sharding)
       loss, terms = objective.total_loss(outputs, labels, loss_cfg,
                                          num_visible=visible.shape[0])
-      return loss, (terms, mutated["batch_stats"])
+      scaled = loss * state.loss_scale if loss_scaling else loss
+      return scaled, (terms, mutated["batch_stats"])
 
-    (loss, (terms, new_batch_stats)), grads = jax.value_and_grad(
+    (_, (terms, new_batch_stats)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
+    overflow = jnp.zeros((), jnp.bool_)
+    if loss_scaling:
+      grads = jax.tree.map(lambda g: g / state.loss_scale.astype(g.dtype), grads)
+      # Finite losses with non-finite scaled gradients: an fp16 overflow, skipped quietly
+      # (until the scale is at its floor, where it becomes a fault like any other).
+      overflow = (~_all_finite(grads) & jnp.isfinite(terms["total"])
+                  & (state.loss_scale > MIN_LOSS_SCALE))
     updates, new_opt_state = tx.update(grads, state.opt_state, state.params)
     new_params = optax.apply_updates(state.params, updates)
 
-    bits = nonfinite_bits(terms, grads, new_params)
-    ok = bits == 0
+    bits = jnp.where(overflow, 0, nonfinite_bits(terms, grads, new_params))
+    ok = (bits == 0) & ~overflow
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
-    first = (state.first_nonfinite_step < 0) & ~ok
+    first = (state.first_nonfinite_step < 0) & (bits != 0)
+    scale, good_steps = state.loss_scale, state.loss_scale_good_steps
+    if loss_scaling:
+      scale, good_steps = next_loss_scale(scale, good_steps, overflow)
     new_state = TrainState(
         step=state.step + 1,
         params=keep(new_params, state.params),
         batch_stats=keep(new_batch_stats, state.batch_stats),
         opt_state=keep(new_opt_state, state.opt_state),
-        nonfinite_count=state.nonfinite_count + (~ok).astype(jnp.int32),
+        nonfinite_count=state.nonfinite_count + (bits != 0).astype(jnp.int32),
         first_nonfinite_step=jnp.where(first, state.step, state.first_nonfinite_step),
-        first_nonfinite_terms=jnp.where(first, bits, state.first_nonfinite_terms))
+        first_nonfinite_terms=jnp.where(first, bits, state.first_nonfinite_terms),
+        loss_scale=scale, loss_scale_good_steps=good_steps)
 
     metrics = {f"loss/{k}": v for k, v in terms.items() if k != "accuracy"}
     if "accuracy" in terms:
       metrics["train/accuracy"] = terms["accuracy"]
     metrics["train/grad_norm"] = jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32)))
                                               for g in jax.tree.leaves(grads)))
-    metrics["train/nonfinite"] = (~ok).astype(jnp.float32)
+    metrics["train/nonfinite"] = (bits != 0).astype(jnp.float32)
+    if loss_scaling:
+      metrics["train/loss_scale"] = state.loss_scale
+      metrics["train/fp16_overflow"] = overflow.astype(jnp.float32)
     if lr_fn is not None:
       metrics.update({f"train/{k}": v for k, v in lr_fn(state.step).items()})
     return new_state, metrics

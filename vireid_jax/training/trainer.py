@@ -197,7 +197,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   variables = init_variables(config, model, mesh, rng)
   tx = build_optimizer(config, variables["params"], steps_per_epoch)
   rep = parallel.replicated(mesh)
-  state = jax.jit(lambda v: train_step_lib.create_train_state(v, tx), out_shardings=rep)(variables)
+  dtype = compute_dtype(config.model.dtype)
+  state = jax.jit(lambda v: train_step_lib.create_train_state(v, tx, dtype),
+                  out_shardings=rep)(variables)
   del variables
   logging.info("Model: %s parameters.", f"{train_step_lib.tree_param_count(state.params):,}")
 
@@ -275,7 +277,8 @@ def abstract_train_state(config, model, steps_per_epoch: int, mesh):
   def make_state(r):
     v = vireid.init_variables(model, r, size, batch=2)
     return train_step_lib.create_train_state(
-        v, build_optimizer(config, v["params"], steps_per_epoch))
+        v, build_optimizer(config, v["params"], steps_per_epoch),
+        compute_dtype(config.model.dtype))
 
   abstract = jax.eval_shape(make_state, jax.random.key(0))
   rep = parallel.replicated(mesh)
