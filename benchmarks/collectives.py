@@ -97,8 +97,7 @@ def main() -> None:
   model = trainer.build_model(config, args.num_classes)
   variables = trainer.init_variables(config, model, mesh, jax.random.key(args.seed))
   tx = trainer.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
-  state = jax.jit(lambda v: train_step_lib.create_train_state(v, tx),
-                  out_shardings=parallel.replicated(mesh))(variables)
+  state = trainer.initial_train_state(config, variables, tx, mesh)
   step_fn = trainer.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
   batch_arrays = bench.device_batches(mesh, p, k, args.image_size, args.num_classes,
                                       args.seed, count=1)[0]

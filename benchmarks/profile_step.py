@@ -94,7 +94,6 @@ def main() -> int:
   import jax  # pylint: disable=g-import-not-at-top
   config = bench.load_config(args.config)
   from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
-  from vireid_jax.training import train_step as train_step_lib  # pylint: disable=g-import-not-at-top
   config.data.image_size = args.image_size
   config.model.depth = args.depth
   config.model.dtype = args.dtype
@@ -104,8 +103,7 @@ def main() -> int:
   model = trainer.build_model(config, args.num_classes)
   variables = trainer.init_variables(config, model, mesh, jax.random.key(0))
   tx = trainer.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
-  state = jax.jit(lambda v: train_step_lib.create_train_state(v, tx),
-                  out_shardings=parallel.replicated(mesh))(variables)
+  state = trainer.initial_train_state(config, variables, tx, mesh)
   step = trainer.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
   batch = bench.device_batches(mesh, p, k, args.image_size, args.num_classes, 0, count=1)[0]
   for _ in range(5):

@@ -413,8 +413,7 @@ def run_jax(args) -> dict:
   variables = trainer.init_variables(config, model, mesh, jax.random.key(args.seed))
   jax.block_until_ready(variables)
   tx = trainer.build_optimizer(config, variables["params"], STEPS_PER_EPOCH)
-  make_state = jax.jit(lambda v: train_step_lib.create_train_state(v, tx),
-                       out_shardings=parallel.replicated(mesh))
+  make_state = lambda v: trainer.initial_train_state(config, v, tx, mesh)
   report["num_params"] = train_step_lib.tree_param_count(variables["params"])
   print(f"init {time.perf_counter() - t0:.1f} s, {report['num_params']:,} parameters", flush=True)
   step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)

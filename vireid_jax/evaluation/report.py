@@ -12,13 +12,14 @@ _HEADERS = {"rank1": "Rank-1", "rank10": "Rank-10", "rank20": "Rank-20", "mAP": 
             "mINP": "mINP"}
 
 
-def _protocols(results: dict) -> list[str]:
+def protocol_names(results: dict) -> list[str]:
+  """Keys of `results` that hold one protocol's metrics (not "dataset", "settings", ...)."""
   return [k for k, v in results.items() if isinstance(v, dict) and "rank1" in v]
 
 
 def format_table(results: dict, dataset: str, over: str = "trials") -> str:
   """A Markdown table: one row per protocol, percentages as mean ± std over `over`."""
-  names = _protocols(results)
+  names = protocol_names(results)
   if not names:
     raise ValueError(f"No protocol results to format for {dataset!r}: expected entries like "
                      "{'all_single': {'rank1': ..., ...}}.")
@@ -66,7 +67,7 @@ def write_results_json(path: str, dataset: str, results: dict,
   payload = {"dataset": dataset}
   if settings:
     payload["settings"] = dict(settings)
-  for name in _protocols(results):
+  for name in protocol_names(results):
     r = results[name]
     payload[name] = {k: float(r[k]) for k in METRIC_KEYS}
     payload[name]["std"] = {k: float(r.get("std", {}).get(k, 0.0)) for k in METRIC_KEYS}

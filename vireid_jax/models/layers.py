@@ -88,7 +88,7 @@ class BatchNorm(nn.Module):
       var = jnp.maximum(jnp.mean(jnp.square(xg), axis=axes, keepdims=True) - jnp.square(mean),
                         0.0)
       if not self.is_initializing():
-        n = xg[0].size // features
+        n = x.size // (groups * features)   # values per statistic
         unbiased = var * (n / max(n - 1, 1))
         m = self.momentum
         batch_mean = jnp.mean(mean.reshape(groups, features), axis=0)

@@ -37,8 +37,7 @@ def load_results(path: str) -> dict:
       data = json.load(f)
   except json.JSONDecodeError as e:
     raise UsageError(f"{path} is not valid JSON ({e}).") from e
-  if not isinstance(data, dict) or not any(isinstance(v, dict) and "rank1" in v
-                                           for v in data.values()):
+  if not isinstance(data, dict) or not report_lib.protocol_names(data):
     raise UsageError(f"{path} holds no protocol results: is it a vireid_jax results.json?")
   return data
 
@@ -58,9 +57,8 @@ def aggregate(runs: Sequence[tuple[str, dict]]) -> tuple[str, dict]:
                    if key in data.get("settings", {})]
       raise UsageError(f"The runs were evaluated with different {key} ({'; '.join(differing)}): "
                        "aggregate runs evaluated alike.")
-  protocols = [name for name, value in runs[0][1].items()
-               if isinstance(value, dict) and "rank1" in value]
-  common = [p for p in protocols if all(p in data for _, data in runs)]
+  common = [p for p in report_lib.protocol_names(runs[0][1])
+            if all(p in data for _, data in runs)]
   if not common:
     raise UsageError("The runs share no protocol.")
   out = {}

@@ -43,6 +43,11 @@ LOSS_SCALE_GROWTH_INTERVAL = 2000
 MIN_LOSS_SCALE = 1.0
 
 
+def uses_loss_scaling(compute_dtype) -> bool:
+  """float16 gradients underflow without a loss scale; bfloat16 and float32 do not."""
+  return jnp.dtype(compute_dtype) == jnp.float16
+
+
 @flax.struct.dataclass
 class TrainState:
   step: jax.Array
@@ -59,7 +64,7 @@ class TrainState:
 def create_train_state(variables, tx: optax.GradientTransformation,
                        compute_dtype=jnp.bfloat16) -> TrainState:
   params = variables["params"]
-  scale = LOSS_SCALE_INIT if jnp.dtype(compute_dtype) == jnp.float16 else 1.0
+  scale = LOSS_SCALE_INIT if uses_loss_scaling(compute_dtype) else 1.0
   return TrainState(
       step=jnp.zeros((), jnp.int32),
       params=params,
@@ -133,7 +138,7 @@ def make_train_step(model, tx: optax.GradientTransformation,
   every device redundantly and their backward pass needs no communication.
   """
 
-  loss_scaling = jnp.dtype(compute_dtype) == jnp.float16
+  loss_scaling = uses_loss_scaling(compute_dtype)
 
   def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
     visible = normalize_images(batch["visible"], compute_dtype)

@@ -77,6 +77,13 @@ def derive_steps_per_epoch(config, train_set) -> int:
   return max(1, len(train_set.visible) // pk)
 
 
+def initial_train_state(config, variables, tx, mesh) -> train_step_lib.TrainState:
+  """The train state of `variables`, replicated over the mesh (loss scale set by model.dtype)."""
+  dtype = compute_dtype(config.model.dtype)
+  return jax.jit(lambda v: train_step_lib.create_train_state(v, tx, dtype),
+                 out_shardings=parallel.replicated(mesh))(variables)
+
+
 def make_jitted_step(model, tx, config, mesh, steps_per_epoch: int):
   rep, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
   step_fn = train_step_lib.make_train_step(
@@ -196,10 +203,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict 
   rng = jax.random.key(config.seed)
   variables = init_variables(config, model, mesh, rng)
   tx = build_optimizer(config, variables["params"], steps_per_epoch)
-  rep = parallel.replicated(mesh)
-  dtype = compute_dtype(config.model.dtype)
-  state = jax.jit(lambda v: train_step_lib.create_train_state(v, tx, dtype),
-                  out_shardings=rep)(variables)
+  state = initial_train_state(config, variables, tx, mesh)
   del variables
   logging.info("Model: %s parameters.", f"{train_step_lib.tree_param_count(state.params):,}")
 
