@@ -18,7 +18,6 @@ SyncBatchNorm, and it needs no cross-device reduction in the forward pass.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -77,22 +76,26 @@ class BatchNorm(nn.Module):
       raise ValueError(f"BatchNorm with groups={groups} (one per device) needs a batch divisible "
                        f"by it, got {x.shape[0]} rows: change the batch size or set "
                        "model.sync_batchnorm=True.")
-    # (groups, rows per group, ...): statistics reduce over all axes of a group but the last.
-    xg = xf.reshape((groups, -1) + x.shape[1:])
-    axes = tuple(range(1, xg.ndim - 1))
+    # groups > 1: (groups, rows per group, ...), statistics per group. groups == 1 keeps the
+    # plain layout: the reshapes and size-1 group axis cost extra small kernels on the GPU.
+    grouped = groups > 1
+    xg = xf.reshape((groups, -1) + x.shape[1:]) if grouped else xf
+    axes = tuple(range(int(grouped), xg.ndim - 1))
     if use_running_average:
       mean, var = ra_mean.value, ra_var.value
     else:
-      mean = jnp.mean(xg, axis=axes, keepdims=True)
+      mean = jnp.mean(xg, axis=axes, keepdims=grouped)
       # E[x^2] - E[x]^2 in float32: one fused pass over the activations.
-      var = jnp.maximum(jnp.mean(jnp.square(xg), axis=axes, keepdims=True) - jnp.square(mean),
+      var = jnp.maximum(jnp.mean(jnp.square(xg), axis=axes, keepdims=grouped) - jnp.square(mean),
                         0.0)
       if not self.is_initializing():
         n = x.size // (groups * features)   # values per statistic
         unbiased = var * (n / max(n - 1, 1))
+        batch_mean, batch_var = mean, unbiased
+        if grouped:
+          batch_mean = jnp.mean(mean.reshape(groups, features), axis=0)
+          batch_var = jnp.mean(unbiased.reshape(groups, features), axis=0)
         m = self.momentum
-        batch_mean = jnp.mean(mean.reshape(groups, features), axis=0)
-        batch_var = jnp.mean(unbiased.reshape(groups, features), axis=0)
         ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(batch_mean)
         ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(batch_var)
     mul = jax.lax.rsqrt(var + self.epsilon)
@@ -101,77 +104,22 @@ class BatchNorm(nn.Module):
     y = (xg - mean) * mul
     if self.use_bias:
       y = y + self.param("bias", self.bias_init, (features,), self.param_dtype)
-    return y.reshape(x.shape).astype(self.dtype or x.dtype)
+    return (y.reshape(x.shape) if grouped else y).astype(self.dtype or x.dtype)
 
 
-def _window_slices(xp: jax.Array, out_hw: tuple[int, int], window: int, stride: int):
-  """((di, dj), strided view of the padded input) for every offset of the pooling window."""
-  n, _, _, c = xp.shape
-  ho, wo = out_hw
-  for di in range(window):
-    for dj in range(window):
-      limit = (n, di + stride * (ho - 1) + 1, dj + stride * (wo - 1) + 1, c)
-      yield (di, dj), jax.lax.slice(xp, (0, di, dj, 0), limit, (1, stride, stride, 1))
-
-
-def _pool_geometry(x: jax.Array, window: int, stride: int, padding: int):
-  _, h, w, _ = x.shape
-  ho, wo = (h + 2 * padding - window) // stride + 1, (w + 2 * padding - window) // stride + 1
-  if ho < 1 or wo < 1:
-    raise ValueError(f"max_pool: a {h}x{w} map is smaller than the {window}x{window} window.")
-  pad = ((0, 0), (padding, padding), (padding, padding), (0, 0))
-  return (ho, wo), pad
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -> jax.Array:
   """Square max-pool of an NHWC map with -inf padding (torch's `MaxPool2d(window, stride, padding)`).
 
-  Why not `flax.linen.max_pool`: its gradient is XLA's `select-and-scatter`,
-  a scatter kernel that sat among the most expensive of the GPU profile for
-  the stems' 3x3/2 pool. Here the forward pass is the maximum of the
-  window*window strided views and the backward pass is elementwise: each
-  view passes the gradient where it holds the window's maximum, the first
-  such view only (row-major window order, as torch and `select-and-scatter`
-  pick one element per window at ties), so XLA fuses it into one loop.
-  Same values and, without ties, the same gradient as the flax pool.
+  flax's pool, whose gradient (XLA's select-and-scatter) sends each window's
+  gradient to its first maximum in row-major order, as torch does at ties. Two
+  hand-written elementwise backward passes were timed against it on an H200
+  and were no faster (BENCHMARKS.md, "max-pool"), so the plain op stays.
   """
-  out_hw, pad = _pool_geometry(x, window, stride, padding)
-  xp = jnp.pad(x, pad, constant_values=-jnp.inf)
-  views = [v for _, v in _window_slices(xp, out_hw, window, stride)]
-  out = views[0]
-  for v in views[1:]:
-    out = jnp.maximum(out, v)
-  return out
-
-
-def _max_pool_fwd(x, window, stride, padding):
-  out = max_pool(x, window, stride, padding)
-  return out, (x, out)
-
-
-def _max_pool_bwd(window, stride, padding, residuals, g):
-  x, out = residuals
-  out_hw, pad = _pool_geometry(x, window, stride, padding)
-  xp = jnp.pad(x, pad, constant_values=-jnp.inf)
-  hp, wp = xp.shape[1], xp.shape[2]
-  ho, wo = out_hw
-  g = g.astype(jnp.float32)
-  taken = jnp.zeros(out.shape, jnp.bool_)
-  dxp = jnp.zeros(xp.shape, jnp.float32)
-  for (di, dj), view in _window_slices(xp, out_hw, window, stride):
-    hit = (view == out) & ~taken
-    taken = taken | hit
-    # Scatter back to the view's strided positions: a pad with interior padding, no scatter op.
-    spread = ((0, 0, 0), (di, hp - di - stride * (ho - 1) - 1, stride - 1),
-              (dj, wp - dj - stride * (wo - 1) - 1, stride - 1), (0, 0, 0))
-    dxp = dxp + jax.lax.pad(jnp.where(hit, g, 0.0), jnp.float32(0), spread)
-  h, w = x.shape[1], x.shape[2]
-  dx = dxp[:, padding:padding + h, padding:padding + w, :]
-  return (dx.astype(x.dtype),)
-
-
-max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+  _, h, w, _ = x.shape
+  if h + 2 * padding < window or w + 2 * padding < window:
+    raise ValueError(f"max_pool: a {h}x{w} map is smaller than the {window}x{window} window.")
+  return nn.max_pool(x, (window, window), strides=(stride, stride),
+                     padding=((padding, padding), (padding, padding)))
 
 
 class GeM(nn.Module):
