@@ -19,7 +19,6 @@ step time that does not shrink with the per-device batch.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import re

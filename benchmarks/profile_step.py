@@ -13,7 +13,6 @@ On N GPUs use the global batch (N x the per-device batch).
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import os
@@ -79,33 +78,28 @@ def summarize_trace(path: str, steps: int, top: int) -> str:
 
 
 def main() -> int:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--config", default="configs/agw_baseline.py")
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--steps", type=int, default=5)
+  parser = bench.common_parser(__doc__.splitlines()[0])
+  parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                      help="extra config override, e.g. --set model.sync_batchnorm=False")
   parser.add_argument("--top", type=int, default=30)
-  parser.add_argument("--image_size", type=bench.parse_image_size, default=(288, 144))
-  parser.add_argument("--depth", type=int, default=50)
-  parser.add_argument("--dtype", default="bfloat16")
-  parser.add_argument("--num_classes", type=int, default=bench.NUM_CLASSES)
   parser.add_argument("--logdir", default="")
+  parser.set_defaults(steps=5, config="configs/agw_baseline.py")
   args = parser.parse_args()
 
   import jax  # pylint: disable=g-import-not-at-top
   config = bench.load_config(args.config)
   from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
-  config.data.image_size = args.image_size
-  config.model.depth = args.depth
-  config.model.dtype = args.dtype
+  bench.apply_overrides(config, args)
+  args.batch = (args.batch or [64])[0]
   p, k = bench.batch_layout(args.batch)
   config.batch.identities, config.batch.instances = p, k
   mesh = parallel.make_mesh()
   model = trainer.build_model(config, args.num_classes)
-  variables = trainer.init_variables(config, model, mesh, jax.random.key(0))
+  variables = trainer.init_variables(config, model, mesh, jax.random.key(args.seed))
   tx = trainer.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
   state = trainer.initial_train_state(config, variables, tx, mesh)
   step = trainer.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
-  batch = bench.device_batches(mesh, p, k, args.image_size, args.num_classes, 0, count=1)[0]
+  batch = bench.device_batches(mesh, p, k, args.image_size, args.num_classes, args.seed, count=1)[0]
   for _ in range(5):
     state, _ = step(state, batch)
   jax.block_until_ready(state)

@@ -13,7 +13,9 @@
 # profile.txt, summary.txt.
 #
 # Knobs (environment): OUT, PYTHON (python3), CONFIGS ("agw_baseline sysu"), PER_DEVICE
-# ("64 128"), STEPS (30), WARMUP (5), BUDGET_S (540), EXTRA_ARGS, XLA_FLAGS (passed through).
+# ("64 128"), STEPS (30), WARMUP (5), BUDGET_S (540), EXTRA_ARGS (to every process, the profile's
+# too), XLA_FLAGS (passed through), ONE_GPU (1; 0 skips the one-GPU runs, e.g. for a second
+# setting of a model key that one GPU does not see), EXTRAS (1; 0 skips collectives and profile).
 # CPU dry run (4 simulated devices):
 #   XLA_FLAGS=--xla_force_host_platform_device_count=4 JAX_PLATFORMS=cpu NUM_DEVICES=4 \
 #   ONE_DEVICE_XLA_FLAGS=--xla_force_host_platform_device_count=1 \
@@ -30,6 +32,8 @@ STEPS=${STEPS:-30}
 WARMUP=${WARMUP:-5}
 BUDGET_S=${BUDGET_S:-540}
 EXTRA_ARGS=${EXTRA_ARGS:-}
+ONE_GPU=${ONE_GPU:-1}
+EXTRAS=${EXTRAS:-1}
 N=${NUM_DEVICES:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')}
 mkdir -p "$OUT"
 rm -f "$OUT"/{one,all}_*.json "$OUT"/{collectives,profile,summary}.txt
@@ -55,21 +59,26 @@ first=${PER_DEVICE%% *}
 
 for cfg in $CONFIGS; do
   # One GPU: CUDA_VISIBLE_DEVICES for GPUs; on simulated CPU devices the flag count is 1.
-  run "one_$cfg" 60 150 env CUDA_VISIBLE_DEVICES=0 \
-    XLA_FLAGS="${XLA_FLAGS:-} ${ONE_DEVICE_XLA_FLAGS:-}" \
+  # XLA_FLAGS must not be blank: XLA takes a non-flag value for a file name and aborts.
+  one_flags="${XLA_FLAGS:-} ${ONE_DEVICE_XLA_FLAGS:-}"
+  one_flags=$(echo $one_flags)
+  (( ONE_GPU )) && run "one_$cfg" 60 150 env CUDA_VISIBLE_DEVICES=0 \
+    ${one_flags:+XLA_FLAGS="$one_flags"} \
     "$PY" benchmarks/train_step.py --config="configs/$cfg.py" "${ONE[@]}" "${COMMON[@]}" \
     --out="$OUT/one_$cfg.json"
   run "all_$cfg" 60 180 "$PY" benchmarks/train_step.py --config="configs/$cfg.py" \
     "${ALL[@]}" "${COMMON[@]}" --out="$OUT/all_$cfg.json"
 done
 
-# shellcheck disable=SC2086
-run collectives 30 120 bash -c "\"$PY\" benchmarks/collectives.py --config=configs/sysu.py \
-  --batch=$(( N * first )) --dtype=bfloat16 --image_size=288,144 --depth=50 --peak_size=0 \
-  $EXTRA_ARGS > \"$OUT/collectives.txt\"; rc=\$?; cat \"$OUT/collectives.txt\"; exit \$rc"
-if [[ -z "${JAX_PLATFORMS:-}" || "${JAX_PLATFORMS}" == *gpu* || "${JAX_PLATFORMS}" == *cuda* ]]; then
-  run profile 40 120 bash -c "\"$PY\" benchmarks/profile_step.py --config=configs/sysu.py \
-    --batch=$(( N * first )) --top=25 > \"$OUT/profile.txt\"; rc=\$?; cat \"$OUT/profile.txt\"; exit \$rc"
+if (( EXTRAS )); then
+  # shellcheck disable=SC2086
+  run collectives 30 120 bash -c "\"$PY\" benchmarks/collectives.py --config=configs/sysu.py \
+    --batch=$(( N * first )) --dtype=bfloat16 --image_size=288,144 --depth=50 --peak_size=0 \
+    $EXTRA_ARGS > \"$OUT/collectives.txt\"; rc=\$?; cat \"$OUT/collectives.txt\"; exit \$rc"
+  if [[ -z "${JAX_PLATFORMS:-}" || "${JAX_PLATFORMS}" == *gpu* || "${JAX_PLATFORMS}" == *cuda* ]]; then
+    run profile 40 120 bash -c "\"$PY\" benchmarks/profile_step.py --config=configs/sysu.py \
+      --batch=$(( N * first )) --top=25 $EXTRA_ARGS > \"$OUT/profile.txt\"; rc=\$?; cat \"$OUT/profile.txt\"; exit \$rc"
+  fi
 fi
 
 finish "$OUT"/one_*.json "$OUT"/all_*.json

@@ -30,6 +30,9 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_flops import jaxpr_flops  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INSTANCES = 4             # K: images per identity per modality, as in training
 NUM_CLASSES = 395         # SYSU-MM01 training identities
@@ -208,8 +211,8 @@ def summarize(reports: Sequence[dict]) -> str:
   if peaks:
     lines.append("bf16 matmul peak (TFLOP/s, median): " +
                  ", ".join(f"{fw} {p}" for fw, p in peaks))
-  lines.append("FLOPs: jax = XLA cost analysis of the compiled step (per device); "
-               "torch = torch.utils.flop_counter (matmul/conv only).")
+  lines.append("FLOPs (per device): convolutions and matmuls only; jax = counted on the "
+               "step's jaxpr, torch = torch.utils.flop_counter.")
   jax_res = {(r.get("model"), res["batch"]): res for r, res in rows
              if r.get("framework") == "jax" and r.get("num_devices", 1) == 1}
   for r, res in rows:
@@ -367,6 +370,42 @@ def device_batches(mesh, p: int, k: int, image_size, num_classes: int, seed: int
   return batches
 
 
+def count_jax_flops(args) -> dict:
+  """`--flops_only`: the step's model FLOPs per batch size, traced on abstract values.
+
+  Nothing is initialised, compiled or run, so any config and size is counted in
+  seconds on a CPU.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  config = load_config(args.config)
+  from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
+  apply_overrides(config, args)
+  mesh = parallel.make_mesh()
+  model = trainer.build_model(config, args.num_classes)
+  report = {"framework": "jax", "mode": "flops_only", "config": args.config,
+            "model": "full" if config.model.intra_branches else "agw",
+            "image_size": list(args.image_size), "depth": args.depth, "results": []}
+  for b in sorted(set(args.batch or [64])):
+    p, k = batch_layout(b)
+    config.batch.identities, config.batch.instances = p, k
+    variables = jax.eval_shape(
+        lambda: trainer.init_variables(config, model, mesh, jax.random.key(args.seed)))
+    tx = trainer.build_optimizer(config, variables["params"], STEPS_PER_EPOCH)
+    state = jax.eval_shape(lambda v: trainer.initial_train_state(config, v, tx, mesh), variables)
+    batch = jax.eval_shape(lambda: device_batches(mesh, p, k, args.image_size, args.num_classes,
+                                                  args.seed, count=1)[0])
+    step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
+    flops = jaxpr_flops(step_fn.trace(state, batch).jaxpr)
+    report["results"].append({"batch": b, "flops_per_step": flops["total"],
+                              "flops_convolution": flops["convolution"],
+                              "flops_matmul": flops["matmul"]})
+    print(f"batch {b:4d}: {flops['total'] / 1e9:.2f} GFLOP per step, "
+          f"{flops['total'] / b / 1e9:.3f} per image (convolutions "
+          f"{flops['convolution'] / 1e9:.2f}, matmuls {flops['matmul'] / 1e9:.2f})", flush=True)
+  write_report(args.out, report)
+  return report
+
+
 def run_jax(args) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   config = load_config(args.config)   # also puts the repo root on sys.path
@@ -388,10 +427,12 @@ def run_jax(args) -> dict:
       "dtype": args.dtype, "image_size": list(args.image_size), "depth": args.depth,
       "num_classes": args.num_classes, "steps": args.steps, "warmup": args.warmup,
       "overrides": list(args.set or ()),
-      "flops_note": ("flops_per_step is XLA's cost analysis of the compiled, SPMD-partitioned "
-                     "step: the per-device program, so multiply by num_devices for the "
-                     "global step. flops_lowered is the count on the HLO before "
-                     "optimisation."),
+      "flops_note": ("flops_per_step: model FLOPs per device (the global step's over "
+                     "num_devices), convolutions and matmuls counted from the step's jaxpr "
+                     "(benchmarks/model_flops.py), as torch.utils.flop_counter counts. "
+                     "xla_flops_compiled / xla_flops_lowered: XLA's cost analysis per "
+                     "device after / before optimisation (on GPU it omits cuDNN "
+                     "convolutions)."),
       "results": []}
   print(f"JAX {jax.__version__} | backend {jax.default_backend()} | {len(devices)} x "
         f"{dev0.device_kind} | model {model_name} ({args.config}) depth {args.depth} "
@@ -427,18 +468,13 @@ def run_jax(args) -> dict:
     state = make_state(variables)       # fresh buffers: the step donates its state
 
     t0 = time.perf_counter()
-    lowered = step_fn.lower(state, data[0])
+    traced = step_fn.trace(state, data[0])
+    lowered = traced.lower()
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
+    model_flops = jaxpr_flops(traced.jaxpr)
+    flops = model_flops["total"] / len(devices) or None
     cost, cost_lowered = cost_of(compiled), cost_of(lowered)
-    flops = float(cost.get("flops", 0.0)) or None
-    flops_lowered = float(cost_lowered.get("flops", 0.0)) or None
-    flops_source = "xla_compiled_cost_analysis"
-    if flops_lowered and (not flops or flops < 0.5 * flops_lowered):
-      # A backend whose analysis misses its library calls would undercount badly.
-      print(f"XLA's compiled FLOP count ({flops}) is far below the pre-optimisation count "
-            f"({flops_lowered:.4g}); using the latter.", file=sys.stderr)
-      flops, flops_source = flops_lowered, "xla_lowered_cost_analysis"
 
     holder = {"state": state, "metrics": None, "i": 0}
 
@@ -454,7 +490,11 @@ def run_jax(args) -> dict:
     metrics = jax.device_get(holder["metrics"])
     res.update({
         "batch": b, "identities": p, "instances": k, "compile_s": compile_s,
-        "flops_per_step": flops, "flops_source": flops_source, "flops_lowered": flops_lowered,
+        "flops_per_step": flops, "flops_source": "jaxpr_conv_matmul",
+        "flops_convolution": model_flops["convolution"] / len(devices),
+        "flops_matmul": model_flops["matmul"] / len(devices),
+        "xla_flops_compiled": float(cost.get("flops", 0.0)) or None,
+        "xla_flops_lowered": float(cost_lowered.get("flops", 0.0)) or None,
         "bytes_accessed": float(cost.get("bytes accessed", 0.0)) or None,
         "final_loss": float(metrics.get("loss/total", float("nan"))),
         "nonfinite_steps": int(jax.device_get(holder["state"].nonfinite_count)),
@@ -476,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   help="extra config override, e.g. --set model.branch=head (repeatable)")
   ap.add_argument("--label", default="jit",
                   help="the summary's mode column for this run, e.g. old/new in an A/B")
+  ap.add_argument("--flops_only", action="store_true",
+                  help="only count the step's model FLOPs per batch size (no compile, no run)")
   ap.add_argument("--summarize", nargs="+", default=None, metavar="REPORT.json",
                   help="print the table of these reports and exit (imports no framework)")
   args = ap.parse_args(argv)
@@ -489,7 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
       batch_layout(b)
   except ValueError as e:
     ap.error(str(e))
-  run_jax(args)
+  if args.flops_only:
+    count_jax_flops(args)
+  else:
+    run_jax(args)
   return 0
 
 

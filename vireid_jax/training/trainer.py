@@ -7,7 +7,6 @@ in the model, the losses and `train_step`.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 import time
