@@ -385,16 +385,13 @@ def count_jax_flops(args) -> dict:
   report = {"framework": "jax", "mode": "flops_only", "config": args.config,
             "model": "full" if config.model.intra_branches else "agw",
             "image_size": list(args.image_size), "depth": args.depth, "results": []}
+  state = trainer.abstract_train_state(config, model, STEPS_PER_EPOCH, mesh)
+  tx = trainer.build_optimizer(config, state.params, STEPS_PER_EPOCH)
+  step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
   for b in sorted(set(args.batch or [64])):
     p, k = batch_layout(b)
-    config.batch.identities, config.batch.instances = p, k
-    variables = jax.eval_shape(
-        lambda: trainer.init_variables(config, model, mesh, jax.random.key(args.seed)))
-    tx = trainer.build_optimizer(config, variables["params"], STEPS_PER_EPOCH)
-    state = jax.eval_shape(lambda v: trainer.initial_train_state(config, v, tx, mesh), variables)
     batch = jax.eval_shape(lambda: device_batches(mesh, p, k, args.image_size, args.num_classes,
                                                   args.seed, count=1)[0])
-    step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
     flops = jaxpr_flops(step_fn.trace(state, batch).jaxpr)
     report["results"].append({"batch": b, "flops_per_step": flops["total"],
                               "flops_convolution": flops["convolution"],

@@ -114,7 +114,7 @@ class ResNetStem(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     x = _conv(64, 7, 2, self.dtype, "conv1")(x.astype(self.dtype))
     x = nn.relu(_bn(self.dtype, "bn1", groups=self.bn_groups)(x, use_running_average=not train))
-    # -inf padding, like torch's MaxPool2d(3, 2, padding=1); an elementwise backward pass.
+    # -inf padding, like torch's MaxPool2d(3, 2, padding=1).
     return max_pool(x, 3, 2, 1)
 
 
