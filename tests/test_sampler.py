@@ -112,10 +112,17 @@ def test_hosts_are_disjoint_and_union_is_single_host_draw(train_set, num_hosts):
                                     single.indices(step)[j])
 
 
-def test_steps_per_epoch(train_set):
-  assert len(train_set.visible) == 17
-  assert sampler.steps_per_epoch(train_set, 2, 4) == 2
-  assert sampler.steps_per_epoch(train_set, 8, 4) == 1      # at least 1
+def test_steps_per_epoch_follow_agw(train_set):
+  """AGW's IdentitySampler: int(max(#visible, #infrared) / (P*K)) + 1 batches per epoch."""
+  assert (len(train_set.visible), len(train_set.infrared)) == (17, 14)
+  assert sampler.steps_per_epoch(train_set, 2, 4) == 17 // 8 + 1 == 3
+  assert sampler.steps_per_epoch(train_set, 8, 4) == 1
+  assert sampler.epoch_steps(22258, 11909, 8, 4) == 696      # SYSU-MM01
+  assert sampler.epoch_steps(2060, 2060, 8, 4) == 65          # RegDB
+  assert sampler.epoch_steps(100, 130, 8, 4) == 5             # the larger modality counts
+  assert sampler.epoch_steps(64, 10, 8, 4) == 3               # an exact multiple still adds one
+  with pytest.raises(ValueError, match="must be >= 1"):
+    sampler.epoch_steps(10, 10, 0, 4)
 
 
 def test_errors(train_set):

@@ -30,6 +30,8 @@ Initializer = Callable[..., jax.Array]
 # PyTorch's BatchNorm defaults, in flax's convention (momentum = 1 - torch's 0.1).
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
+# Added inside GeM's root, as AGW's `gm_pool` does.
+GEM_EPS = 1e-12
 
 
 class BatchNorm(nn.Module):
@@ -84,10 +86,18 @@ class BatchNorm(nn.Module):
     if use_running_average:
       mean, var = ra_mean.value, ra_var.value
     else:
-      mean = jnp.mean(xg, axis=axes, keepdims=grouped)
-      # E[x^2] - E[x]^2 in float32: one fused pass over the activations.
-      var = jnp.maximum(jnp.mean(jnp.square(xg), axis=axes, keepdims=grouped) - jnp.square(mean),
+      # E[(x-s)^2] - E[x-s]^2 in float32: one fused pass over the activations. The shift s
+      # (each channel's first value) avoids the cancellation of E[x^2] - E[x]^2 when
+      # |mean| >> std (the non-local blocks' BN sees conv bias + a small signal).
+      first = (slice(None),) * int(grouped) + (slice(0, 1),) * (xg.ndim - 1 - int(grouped))
+      shift = jax.lax.stop_gradient(xg[first])
+      xs = xg - shift
+      mean_s = jnp.mean(xs, axis=axes, keepdims=True)
+      var = jnp.maximum(jnp.mean(jnp.square(xs), axis=axes, keepdims=True) - jnp.square(mean_s),
                         0.0)
+      mean = mean_s + shift
+      if not grouped:
+        mean, var = mean.reshape(features), var.reshape(features)
       if not self.is_initializing():
         n = x.size // (groups * features)   # values per statistic
         unbiased = var * (n / max(n - 1, 1))
@@ -125,10 +135,13 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -
 class GeM(nn.Module):
   """Generalised-mean pooling over H and W: (N, H, W, C) -> (N, C), float32.
 
-  `(mean(clip(x, eps)^p))^(1/p)`, as in fast-reid / AGW. Computed in float32
-  whatever the input dtype (x^3 of bfloat16 activations loses too much). With
-  `learnable`, p is a scalar parameter `p` initialised to `p`; a fixed integer
-  p uses an integer power (cheaper, exact gradients).
+  Fixed p (AGW's `gm_pool`): `(mean(max(x, 0)^p) + 1e-12)^(1/p)`, the
+  reference's formula on its post-ReLU input (the max only guards against
+  negative inputs); an all-zero channel pools to 1e-4. With `learnable`, p is
+  a scalar parameter `p` initialised to `p` (fast-reid's GeM): inputs are
+  clamped at `eps` first, so that the gradient of x^p with respect to p stays
+  finite. Computed in float32 whatever the input dtype (x^3 of bfloat16
+  activations loses too much); a fixed integer p uses an integer power.
   """
   p: float = 3.0
   learnable: bool = False
@@ -138,28 +151,36 @@ class GeM(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.ndim != 4:
       raise ValueError(f"GeM expects (N, H, W, C) feature maps, got shape {x.shape}.")
-    x = jnp.maximum(x.astype(jnp.float32), self.eps)
+    x = x.astype(jnp.float32)
     if self.learnable:
       p = self.param("p", lambda _: jnp.asarray(self.p, jnp.float32))
-      pooled = jnp.mean(jnp.power(x, p), axis=(1, 2))
+      pooled = jnp.mean(jnp.power(jnp.maximum(x, self.eps), p), axis=(1, 2))
       return jnp.power(pooled, 1.0 / p)
     p = float(self.p)
+    x = jnp.maximum(x, 0.0)
     if p.is_integer() and p > 0:
       pooled = jnp.mean(jax.lax.integer_pow(x, int(p)), axis=(1, 2))
     else:
       pooled = jnp.mean(jnp.power(x, p), axis=(1, 2))
-    return jnp.power(pooled, 1.0 / p)
+    return jnp.power(pooled + GEM_EPS, 1.0 / p)
+
+
+def bnneck_scale_init(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+  """N(1, 0.01^2): AGW's `weights_init_kaiming` for a BatchNorm1d weight."""
+  return 1.0 + 0.01 * jax.random.normal(key, shape, dtype)
 
 
 class BNNeck(BatchNorm):
   """BatchNorm of the pooled feature with no shift (BoT / AGW bottleneck).
 
   The torch code keeps a bias frozen at zero; having no bias is the same
-  function. Scale starts at 1. Runs in float32 (it is tiny). Returns the BN
-  feature `f_bn` that feeds the classifier and retrieval.
+  function. Scale starts at N(1, 0.01^2), as AGW's `weights_init_kaiming`
+  sets a BatchNorm1d. Runs in float32 (it is tiny). Returns the BN feature
+  `f_bn` that feeds the classifier and retrieval.
   """
   use_bias: bool = False
   dtype: Dtype | None = jnp.float32
+  scale_init: Initializer = bnneck_scale_init
 
   def __call__(self, feat: jax.Array, train: bool) -> jax.Array:  # pylint: disable=arguments-renamed
     return super().__call__(feat.astype(jnp.float32), use_running_average=not train)

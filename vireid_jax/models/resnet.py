@@ -14,6 +14,8 @@ which pads asymmetrically at stride 2), the stride of a bottleneck on its
 momentum 0.1 (flax 0.9), He-normal fan-out conv init, no conv biases.
 `last_stride=1` (the ReID convention) sets layer4's stride to 1.
 `bn_groups` is passed to every BatchNorm (`layers.BatchNorm.groups`).
+`make_stage(..., non_local=True)` inserts AGW's non-local blocks
+(`non_local.py`) after the blocks `non_local_blocks` lists.
 
 Parameter names (torchvision key -> ours; `batch_stats` hold mean/var):
   conv1.weight                     stem/conv1/kernel        (OIHW -> HWIO)
@@ -35,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from vireid_jax.models.layers import BatchNorm, max_pool
+from vireid_jax.models.non_local import NonLocal
 
 Dtype = Any
 
@@ -119,7 +122,11 @@ class ResNetStem(nn.Module):
 
 
 class ResNetStage(nn.Module):
-  """One torchvision `layerL`: `num_blocks` blocks, the first with `stride` (+ downsample)."""
+  """One torchvision `layerL`: `num_blocks` blocks, the first with `stride` (+ downsample).
+
+  `non_local` lists the blocks after which an AGW non-local block runs
+  (`non_local.NonLocal`, named `nonlocal{i}` beside `block{i}`).
+  """
   block_cls: type
   num_blocks: int
   features: int
@@ -127,12 +134,17 @@ class ResNetStage(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_residual: bool = False
   bn_groups: int = 1
+  non_local: tuple[int, ...] = ()
+  non_local_width: str = "reference"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for i in range(self.num_blocks):
       x = self.block_cls(self.features, self.stride if i == 0 else 1, self.dtype,
                          self.zero_init_residual, self.bn_groups, name=f"block{i}")(x, train)
+      if i in self.non_local:
+        x = NonLocal(self.non_local_width, self.dtype, self.bn_groups, name=f"nonlocal{i}")(
+            x, train)
     return x
 
 
@@ -158,17 +170,34 @@ def out_channels(depth: int) -> int:
   return STAGE_WIDTHS[-1] * block.expansion
 
 
+# Non-local blocks per stage in AGW's cross-modality baseline (`non_layers=[0, 2, 3, 0]`):
+# after the last 2 blocks of layer2 and the last 3 of layer3 (ResNet-50: 2-3 and 3-5, 0-based).
+NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
+
+
+def non_local_blocks(depth: int, layer: int) -> tuple[int, ...]:
+  """Blocks of `layer{layer}` followed by a non-local block in the AGW layout."""
+  _, sizes = stage_spec(depth)
+  n, k = sizes[layer - 1], NON_LOCAL_PER_STAGE[layer - 1]
+  return tuple(range(max(0, n - k), n))
+
+
 def make_stage(depth: int, layer: int, stride: int | None = None, dtype: Dtype = jnp.float32,
                name: str | None = None, zero_init_residual: bool = False,
-               bn_groups: int = 1) -> ResNetStage:
-  """torchvision's `layer{layer}` (1..4) of a ResNet of `depth`; stride 1 for layer1, else 2."""
+               bn_groups: int = 1, non_local: bool = False,
+               non_local_width: str = "reference") -> ResNetStage:
+  """torchvision's `layer{layer}` (1..4) of a ResNet of `depth`; stride 1 for layer1, else 2.
+
+  `non_local` adds AGW's non-local blocks where `non_local_blocks` puts them.
+  """
   if layer not in (1, 2, 3, 4):
     raise ValueError(f"ResNet layer {layer} does not exist; use 1..4.")
   block, sizes = stage_spec(depth)
   if stride is None:
     stride = 1 if layer == 1 else 2
+  after = non_local_blocks(depth, layer) if non_local else ()
   return ResNetStage(block, sizes[layer - 1], STAGE_WIDTHS[layer - 1], stride, dtype,
-                     zero_init_residual, bn_groups, name=name)
+                     zero_init_residual, bn_groups, after, non_local_width, name=name)
 
 
 class ResNet(nn.Module):

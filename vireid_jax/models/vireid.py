@@ -12,8 +12,13 @@ two-stream baseline:
                                                                     layer4 rows of m
                                                           -> GeM -> BNNeck -> classifier
 
+With `non_local`, AGW's non-local blocks run inside the trunk after layer2
+blocks 2-3 and layer3 blocks 3-5 (ResNet-50; `resnet.non_local_blocks`),
+seen by both modalities, as in AGW's `embed_net(no_local='on')`.
+
 Parameter tree (top level): `stem_visible`, `stem_infrared` (or one `stem`
-when not `two_stream`), `trunk/{layer1,layer2,layer3}`, `shared/{layer4,
+when not `two_stream`), `trunk/{layer1,layer2,layer3}` (non-local blocks as
+`trunk/layerL/nonlocal{i}`), `shared/{layer4,
 gem, bnneck, classifier}`, `branch_visible/{layer4 | conv, bn; gem, bnneck,
 classifier}` and `branch_infrared/...`. ResNet parts use `resnet.py`'s names,
 so one converted torchvision ResNet fills every copy (`load_pretrained`).
@@ -33,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vireid_jax.models import non_local as non_local_lib
 from vireid_jax.models import resnet
 from vireid_jax.models.layers import BatchNorm, BNNeck, GeM, classifier, l2_normalize
 
@@ -46,16 +52,19 @@ PRETRAINED_TOP = ("stem", "stem_visible", "stem_infrared", "trunk")
 
 
 class Trunk(nn.Module):
-  """torchvision layer1-3, shared by both modalities."""
+  """torchvision layer1-3, shared by both modalities; AGW's non-local blocks with `non_local`."""
   depth: int = 50
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  non_local: bool = False
+  non_local_width: str = "reference"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for layer in (1, 2, 3):
       x = resnet.make_stage(self.depth, layer, None, self.dtype, f"layer{layer}",
-                            bn_groups=self.bn_groups)(x, train)
+                            bn_groups=self.bn_groups, non_local=self.non_local,
+                            non_local_width=self.non_local_width)(x, train)
     return x
 
 
@@ -145,6 +154,8 @@ class ViReIDNet(nn.Module):
   retrieval_feature: str = "shared"
   batch_shards: int = 1
   sync_batchnorm: bool = True
+  non_local: bool = False
+  non_local_width: str = "reference"
 
   @classmethod
   def from_config(cls, model_cfg: Mapping[str, Any], num_classes: int,
@@ -161,7 +172,9 @@ class ViReIDNet(nn.Module):
                branch_head_dim=int(model_cfg["branch_head_dim"]),
                retrieval_feature=str(model_cfg["retrieval_feature"]),
                batch_shards=int(batch_shards),
-               sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)))
+               sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)),
+               non_local=bool(model_cfg.get("non_local", False)),
+               non_local_width=str(model_cfg.get("non_local_width", "reference")))
 
   def setup(self):
     resnet.stage_spec(self.depth)   # fails clearly on an unknown depth
@@ -178,7 +191,8 @@ class ViReIDNet(nn.Module):
       self.stem_infrared = resnet.ResNetStem(self.dtype, groups)
     else:
       self.stem = resnet.ResNetStem(self.dtype, groups)
-    self.trunk = Trunk(self.depth, self.dtype, groups)
+    non_local_lib.inner_width(64, self.non_local_width)   # fails clearly on an unknown width
+    self.trunk = Trunk(self.depth, self.dtype, groups, self.non_local, self.non_local_width)
     head = functools.partial(Head, self.num_classes, depth=self.depth,
                              last_stride=self.last_stride, head_dim=self.branch_head_dim,
                              gem_p=self.gem_p, gem_learnable=self.gem_learnable, dtype=self.dtype,
@@ -286,12 +300,18 @@ def _tree_depth(converted: Mapping) -> int | None:
   return None
 
 
+def _resnet_part(tree: Mapping) -> dict:
+  """A stage's variables without its non-local blocks (which no ImageNet ResNet has)."""
+  return {k: v for k, v in tree.items() if not str(k).startswith("nonlocal")}
+
+
 def load_pretrained(variables: Mapping, converted: Mapping, model: ViReIDNet) -> dict:
   """Copies one converted torchvision ResNet into every ResNet copy of `model`.
 
   Both stems (or the one stem), trunk layer1-3, the shared layer4 and the
   branch layer4 copies get the same ImageNet weights and BN statistics;
-  heads and light branches keep their initialisation. Returns a new tree.
+  heads, light branches and non-local blocks keep their initialisation.
+  Returns a new tree.
   """
   depth = _tree_depth(converted)
   if depth != model.depth:
@@ -303,7 +323,8 @@ def load_pretrained(variables: Mapping, converted: Mapping, model: ViReIDNet) ->
     for dst, src in resnet_copies(model):
       source = _get(converted[coll], src, "The converted ResNet")
       target = _get(out[coll], dst, "The model's variables")
-      s_struct, t_struct = jax.tree.structure(source), jax.tree.structure(target)
+      own = _resnet_part(target)
+      s_struct, t_struct = jax.tree.structure(source), jax.tree.structure(own)
       if s_struct != t_struct:
         raise ValueError(f"{coll}/{'/'.join(dst)}: the converted ResNet's {'/'.join(src)} has "
                          f"another structure ({s_struct} vs {t_struct}).")
@@ -314,14 +335,19 @@ def load_pretrained(variables: Mapping, converted: Mapping, model: ViReIDNet) ->
                            f"weights != {np.shape(t)} in the model.")
         return np.asarray(s, dtype=getattr(t, "dtype", np.float32))
 
-      new = jax.tree.map(copy, source, target)
+      new = dict(jax.tree.map(copy, source, own))
+      new.update({k: v for k, v in target.items() if k not in own})
       parent = _get(out[coll], dst[:-1], "The model's variables")
       parent[dst[-1]] = new
   return out
 
 
 def param_groups(params) -> Any:
-  """Pytree of "pretrained" (stems, trunk, every layer4) | "new" (heads, BNNecks, GeM p)."""
+  """Pytree of "pretrained" (stems, trunk, every layer4) | "new" (heads, BNNecks, GeM p).
+
+  "pretrained" is AGW's base group (0.1 x its learning rate): everything but the
+  BNNecks and classifiers, the trunk's non-local blocks included.
+  """
 
   def label(path, _):
     names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]

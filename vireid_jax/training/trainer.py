@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 
 from vireid_jax import config_defaults
-from vireid_jax.data import datasets
+from vireid_jax.data import datasets, sampler
 from vireid_jax.models import vireid
 from vireid_jax.training import checkpointing, optimizer, parallel, run_info, summaries
 from vireid_jax.training import train_step as train_step_lib
@@ -52,7 +52,7 @@ def init_variables(config, model, mesh, rng) -> dict:
   variables = jax.jit(
       lambda r: vireid.init_variables(model, r, (h, w), batch=2),
       out_shardings=rep)(rng)
-  if config.model.pretrained:
+  if config_defaults.pretrained_path(config.model):
     from vireid_jax.models import pretrained  # pylint: disable=g-import-not-at-top
     converted = pretrained.load_resnet_weights(config.model.pretrained, int(config.model.depth))
     host = jax.tree.map(np.asarray, variables)
@@ -72,8 +72,7 @@ def derive_steps_per_epoch(config, train_set) -> int:
     return int(config.steps_per_epoch)
   if train_set is None:
     raise ValueError("steps_per_epoch must be set (> 0) with data.name=fake.")
-  pk = config.batch.identities * config.batch.instances
-  return max(1, len(train_set.visible) // pk)
+  return sampler.steps_per_epoch(train_set, config.batch.identities, config.batch.instances)
 
 
 def initial_train_state(config, variables, tx, mesh) -> train_step_lib.TrainState:
