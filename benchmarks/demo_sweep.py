@@ -28,14 +28,14 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import train_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
-from vireid_jax.data import images as images_lib  # pylint: disable=g-import-not-at-top
+from vireid_jax.data import channel_augment  # pylint: disable=g-import-not-at-top
+from vireid_jax.data import images as images_lib
 from vireid_jax.data import pipeline
 from vireid_jax.data.sampler import PairedIdentitySampler
 
 
-def _augment(img: np.ndarray, rng: np.random.Generator, visible: bool,
-             spec: pipeline.AugmentSpec) -> np.ndarray:
-  """Numpy twin of pipeline.augment_image (same operations, numpy randomness)."""
+def _augment(img: np.ndarray, rng: np.random.Generator, spec: pipeline.AugmentSpec) -> np.ndarray:
+  """Numpy twin of pipeline.augment_image (pad/crop, flip; numpy randomness)."""
   h, w, _ = img.shape
   if spec.pad:
     padded = np.zeros((h + 2 * spec.pad, w + 2 * spec.pad, 3), np.uint8)
@@ -44,40 +44,35 @@ def _augment(img: np.ndarray, rng: np.random.Generator, visible: bool,
     img = padded[y:y + h, x:x + w]
   if rng.random() < spec.flip_prob:
     img = img[:, ::-1]
-  if visible and rng.random() < spec.channel_prob:
-    choice = rng.integers(4)
-    gray = (img.astype(np.float32) @ np.array(pipeline.GRAY_WEIGHTS, np.float32)
-            if choice == 3 else img[..., choice].astype(np.float32))
-    img = np.repeat(np.clip(np.round(gray), 0, 255).astype(np.uint8)[..., None], 3, -1)
-  if rng.random() < spec.erase_prob:
-    for _ in range(pipeline.ERASE_ATTEMPTS):
-      area = rng.uniform(*pipeline.ERASE_AREA) * h * w
-      aspect = rng.uniform(pipeline.ERASE_MIN_ASPECT, 1 / pipeline.ERASE_MIN_ASPECT)
-      eh, ew = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
-      if eh < h and ew < w:
-        y, x = rng.integers(0, h - eh), rng.integers(0, w - ew)
-        img = img.copy()
-        img[y:y + eh, x:x + ew] = pipeline.ERASE_FILL
-        break
   return img
 
 
 def numpy_train_iterator(train_set, data_cfg, batch_cfg, *, seed, start_step=0,
                          host_id=0, num_hosts=1, **_):
-  """Drop-in for pipeline.make_train_iterator without TensorFlow (cached decode)."""
+  """Drop-in for pipeline.make_train_iterator without TensorFlow (cached decode).
+
+  CAJ's channel operations are drawn by the same function as in the tf.data
+  pipeline (`channel_augment.step_ops`), so they match it row for row.
+  """
   sampler = PairedIdentitySampler(train_set, batch_cfg.identities, batch_cfg.instances, seed,
                                   host_id=host_id, num_hosts=num_hosts)
   size = tuple(int(s) for s in data_cfg.image_size)
-  vis_cache = images_lib.load_images([r.path for r in train_set.visible], size)
-  ir_cache = images_lib.load_images([r.path for r in train_set.infrared], size)
+  caches = {"visible": images_lib.load_images([r.path for r in train_set.visible], size),
+            "infrared": images_lib.load_images([r.path for r in train_set.infrared], size)}
   spec = pipeline.AugmentSpec.from_config(data_cfg)
+  views = pipeline.step_views(sampler, spec, host_id)
   step = int(start_step)
   while True:
     vis, ir, labels = sampler.indices(step)
     rng = np.random.default_rng([seed, step])
-    yield {"visible": np.stack([_augment(vis_cache[i], rng, True, spec) for i in vis]),
-           "infrared": np.stack([_augment(ir_cache[i], rng, False, spec) for i in ir]),
-           "visible_labels": labels, "infrared_labels": labels}
+    batch = {"visible_labels": labels, "infrared_labels": labels}
+    for name, rows, view in views:
+      source, index = ("infrared", ir) if name == "infrared" else ("visible", vis)
+      batch[name] = np.stack([_augment(caches[source][i], rng, spec) for i in index])
+      if spec.device_ops:
+        batch[f"{name}_ops"] = channel_augment.step_ops(
+            seed, step, rows, [view] * len(rows), size, spec.erase_prob, spec.channel_prob)
+    yield batch
     step += 1
 
 
