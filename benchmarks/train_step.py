@@ -286,7 +286,7 @@ def apply_overrides(config, args) -> None:
   """Benchmark flags over the config; `--set key=value` for anything else."""
   config.model.depth = args.depth
   config.model.dtype = args.dtype
-  config.model.pretrained = ""         # random init: same speed, no weight files needed
+  config.model.pretrained = "none"     # random init: same speed, no weight files needed
   config.data.image_size = tuple(args.image_size)
   config.seed = args.seed
   set_keys(config, args.set or ())

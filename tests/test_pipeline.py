@@ -69,7 +69,7 @@ def run(train_set, c, seed=0, start_step=0, num_steps=3, **kw):
 
 
 def plain(path):
-  """The reference for 'no augmentation': TF decode + antialiased bilinear resize."""
+  """The reference for 'no augmentation': TF decode + antialiased Lanczos-3 resize."""
   return pipeline.decode_and_resize(tf.io.read_file(path), SIZE).numpy()
 
 
@@ -111,6 +111,7 @@ def test_structure_and_labels_match_sampler(train_set):
 def test_no_augmentation_is_plain_resize(train_set):
   batches = run(train_set, make_cfg(), seed=1, num_steps=2)
   s = sampler.PairedIdentitySampler(train_set, 4, 2, seed=1)
+  diffs = []
   for step, b in enumerate(batches):
     vis, ir, _ = s.indices(step)
     for row in range(8):
@@ -119,11 +120,16 @@ def test_no_augmentation_is_plain_resize(train_set):
         path = records[idx[row]].path
         got = b[name][row]
         np.testing.assert_array_equal(got, plain(path))
-        # Within 1 grey level of PIL decoding + bilinear resize (used at evaluation).
+        # Close to PIL decoding + LANCZOS resize (evaluation, AGW, CAJ): PIL rounds between
+        # its two passes, TF does not.
         pil = images_lib.load_image(path, SIZE).astype(np.int16)
-        assert np.abs(got.astype(np.int16) - pil).max() <= 1
+        diff = np.abs(got.astype(np.int16) - pil)
+        diffs.append(diff)
+        assert diff.max() <= 3
       # 1-channel infrared files come out with 3 equal channels.
       assert (b["infrared"][row] == b["infrared"][row][..., :1]).all()
+  diffs = np.concatenate([d.reshape(-1) for d in diffs])
+  assert diffs.mean() < 0.5 and np.mean(diffs > 1) < 0.01
 
 
 def test_deterministic_resumable_and_seeded(train_set):

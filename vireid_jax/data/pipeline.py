@@ -165,13 +165,16 @@ def decode_png(contents):
 
 
 def decode_and_resize(contents, image_size: Sequence[int]):
-  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, 3), bilinear with antialiasing.
+  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, 3), Lanczos-3 with antialiasing.
 
   1-channel (grayscale / infrared) files come out with 3 equal channels.
   JPEGs use the accurate integer DCT, which decodes exactly like PIL (TF's
-  default fast DCT is ~0.5 grey level darker on average), and antialiased
-  bilinear matches PIL's BILINEAR to within 1: training images then match
-  the PIL-decoded evaluation images.
+  default fast DCT is ~0.5 grey level darker on average). The resize is TF's
+  closest match to PIL's LANCZOS, which evaluation (`images.load_image`) and
+  AGW / CAJ use: on the synthetic data, mean |difference| 0.2 grey levels,
+  > 1 level for ~1e-4 of the values (PIL rounds and clips between its two
+  passes, so Lanczos overshoots at hard edges differ; benchmarks/resize_filters.py);
+  images already at the target size are not resampled.
   """
   tf = import_tf()
   height, width = int(image_size[0]), int(image_size[1])
@@ -179,7 +182,7 @@ def decode_and_resize(contents, image_size: Sequence[int]):
   shape = tf.shape(image)
 
   def resize():
-    out = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
+    out = tf.image.resize(image, (height, width), method="lanczos3", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
   same = tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width))
