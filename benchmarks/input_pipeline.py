@@ -1,6 +1,6 @@
 r"""Throughput of the tf.data training pipeline, in images per second per CPU core.
 
-  python benchmarks/input_pipeline.py [--threads=1,2] [--source_size=288,144]
+  python -m benchmarks.input_pipeline [--threads=1,2] [--source_size=288,144]
 
 Writes ~200 photo-like JPEGs (smooth colour fields plus fine texture, quality
 90, like dataset crops) into a temporary folder, then times the full training
@@ -16,20 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from vireid_jax.config_defaults import base_config
 from vireid_jax.data import pipeline
 from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet
-# pylint: enable=g-import-not-at-top,wrong-import-position
 
 
 def photo_like(rng: np.random.Generator, height: int, width: int, gray: bool) -> np.ndarray:

@@ -57,6 +57,10 @@ def base_config() -> ml_collections.ConfigDict:
   # numbers), or per device (False: PyTorch DDP without SyncBatchNorm; no cross-device
   # reductions in the forward pass, the paper's statistics at its per-GPU batch).
   c.model.sync_batchnorm = True
+  # BatchNorm + residual + ReLU in training as one op with a hand-written backward pass
+  # (models/fused_batchnorm.py): "" = plain autodiff, "xla" = its reductions as XLA fusions,
+  # "pallas" = as Pallas kernels on one GPU ("xla" elsewhere). Same numbers up to rounding.
+  c.model.fused_bn = ""
 
   c.loss = ml_collections.ConfigDict()
   c.loss.label_smoothing = 0.0
@@ -167,6 +171,8 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(not (config.model.retrieval_feature == "concat" and not config.model.intra_branches),
        "model.retrieval_feature=concat needs model.intra_branches=True.")
   need(config.model.dtype in ("float32", "bfloat16", "float16"), f"model.dtype={config.model.dtype!r}.")
+  need(config.model.fused_bn in ("", "xla", "pallas"),
+       f"model.fused_bn={config.model.fused_bn!r}: use '', 'xla' or 'pallas'.")
   need(config.loss.triplet in ("wrt", "hard"), f"loss.triplet={config.loss.triplet!r}: wrt or hard.")
   need(config.loss.dist_level in ("identity", "batch"), f"loss.dist_level={config.loss.dist_level!r}.")
   need(config.loss.dist_divergence in ("sym_kl", "w2"), f"loss.dist_divergence={config.loss.dist_divergence!r}.")

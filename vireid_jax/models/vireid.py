@@ -50,12 +50,13 @@ class Trunk(nn.Module):
   depth: int = 50
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for layer in (1, 2, 3):
       x = resnet.make_stage(self.depth, layer, None, self.dtype, f"layer{layer}",
-                            bn_groups=self.bn_groups)(x, train)
+                            bn_groups=self.bn_groups, fused_bn=self.fused_bn)(x, train)
     return x
 
 
@@ -74,12 +75,13 @@ class Head(nn.Module):
   gem_learnable: bool = False
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, logits: bool = True):
     if self.kind == "layer4":
       fmap = resnet.make_stage(self.depth, 4, self.last_stride, self.dtype, "layer4",
-                               bn_groups=self.bn_groups)(x, train)
+                               bn_groups=self.bn_groups, fused_bn=self.fused_bn)(x, train)
     else:
       y = nn.Conv(self.head_dim, (1, 1), use_bias=False, dtype=self.dtype,
                   param_dtype=jnp.float32, kernel_init=resnet.conv_init, name="conv")(x)
@@ -145,6 +147,7 @@ class ViReIDNet(nn.Module):
   retrieval_feature: str = "shared"
   batch_shards: int = 1
   sync_batchnorm: bool = True
+  fused_bn: str = ""
 
   @classmethod
   def from_config(cls, model_cfg: Mapping[str, Any], num_classes: int,
@@ -161,7 +164,8 @@ class ViReIDNet(nn.Module):
                branch_head_dim=int(model_cfg["branch_head_dim"]),
                retrieval_feature=str(model_cfg["retrieval_feature"]),
                batch_shards=int(batch_shards),
-               sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)))
+               sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)),
+               fused_bn=str(model_cfg.get("fused_bn", "")))
 
   def setup(self):
     resnet.stage_spec(self.depth)   # fails clearly on an unknown depth
@@ -173,16 +177,17 @@ class ViReIDNet(nn.Module):
     if self.retrieval_feature == "concat" and not self.intra_branches:
       raise ValueError("model.retrieval_feature=concat needs model.intra_branches=True.")
     groups = 1 if self.sync_batchnorm else max(1, self.batch_shards)
+    fused = self.fused_bn
     if self.two_stream:
-      self.stem_visible = resnet.ResNetStem(self.dtype, groups)
-      self.stem_infrared = resnet.ResNetStem(self.dtype, groups)
+      self.stem_visible = resnet.ResNetStem(self.dtype, groups, fused)
+      self.stem_infrared = resnet.ResNetStem(self.dtype, groups, fused)
     else:
-      self.stem = resnet.ResNetStem(self.dtype, groups)
-    self.trunk = Trunk(self.depth, self.dtype, groups)
+      self.stem = resnet.ResNetStem(self.dtype, groups, fused)
+    self.trunk = Trunk(self.depth, self.dtype, groups, fused)
     head = functools.partial(Head, self.num_classes, depth=self.depth,
                              last_stride=self.last_stride, head_dim=self.branch_head_dim,
                              gem_p=self.gem_p, gem_learnable=self.gem_learnable, dtype=self.dtype,
-                             bn_groups=groups)
+                             bn_groups=groups, fused_bn=fused)
     self.shared = head(kind="layer4")
     if self.intra_branches:
       self.branch_visible = head(kind=self.branch)
