@@ -40,9 +40,9 @@ def prepare_variant(variant, args, batch: int) -> dict:
                                                            variant.compiler_options)
   found = hlo_bytes.kernels(compiled.as_text())
   runner = step_speed.StepRunner(compiled, state, data)
-  common.time_steps(runner, jax.block_until_ready, args.warmup, chunks=1)
+  warm = common.time_steps(runner, jax.block_until_ready, args.warmup, chunks=1)
   return {"variant": variant, "prepared": prepared, "runner": runner, "traced": traced,
-          "compile_s": compile_s, "kernels": len(found),
+          "compile_s": compile_s, "kernels": len(found), "warmup_ms": warm["step_ms_mean"],
           "hlo_gb": sum(k.bytes for k in found) / 1e9,
           "hlo_fusion_gb": sum(k.bytes for k in found if k.category == "fusion") / 1e9}
 
@@ -80,10 +80,34 @@ def run_batch(specs, args, batch: int, report: dict) -> list[dict]:
                                               base["runner"].batches))
     runs.insert(1, again)
   times = {id(r): [] for r in runs}
+  timed = list(runs)          # the variants timed every round
+  if base is not None:
+    # A variant several times slower than base in the warm-up (e.g. without autotuning)
+    # keeps its warm-up time and is not timed in the rounds.
+    for r in runs:
+      if r["warmup_ms"] > 3 * base["warmup_ms"]:
+        print(f"batch {batch} {r['variant'].name}: {r['warmup_ms']:.1f} ms/step in the warm-up, "
+              "over 3x base; not timed in the rounds", flush=True)
+        times[id(r)].append(r["warmup_ms"])
+        timed.remove(r)
+  start = time.perf_counter()
   for rnd in range(args.rounds):
-    order = runs[rnd % len(runs):] + runs[:rnd % len(runs)]
-    for r in order:
+    k = rnd % len(timed)
+    for r in timed[k:] + timed[:k]:
       times[id(r)].append(time_round(r["runner"], args.steps))
+    report["results"] = ([x for x in report["results"] if x["batch"] != batch] +
+                         summarize_rounds(runs, times, base, batch, report))
+    common.write_report(args.out, report)
+    print(f"batch {batch} round {rnd + 1}: " + ", ".join(
+        f"{r['variant'].name} {times[id(r)][-1]:.2f}" for r in timed) + " ms/step", flush=True)
+    if time.perf_counter() - start > args.max_round_seconds:
+      print(f"batch {batch}: stopping after {rnd + 1} rounds (--max_round_seconds)", flush=True)
+      break
+  return [x for x in report["results"] if x["batch"] == batch]
+
+
+def summarize_rounds(runs, times, base, batch: int, report: dict) -> list[dict]:
+  """One result per variant from the rounds timed so far."""
   results = []
   for r in runs:
     ms = times[id(r)]
@@ -125,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap = common.common_parser(__doc__.split("\n\n")[0])
   variants.add_flag(ap)
   ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+  ap.add_argument("--max_round_seconds", type=float, default=120.0,
+                  help="stop timing rounds of a batch size after this long (what ran is kept)")
   ap.set_defaults(steps=20, warmup=3)
   args, config = common.parse_args(ap, argv)
   if config is None:
@@ -141,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "failed": []})
   step_speed.add_peak(report, args)
   for batch in sorted(set(args.batch or [64])):
-    report["results"].extend(run_batch(specs, args, batch, report))
+    run_batch(specs, args, batch, report)
     common.write_report(args.out, report)
     print(table([r for r in report["results"] if r["batch"] == batch]), flush=True)
   return 0

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 IMPLS = ("xla", "pallas")
-_ROWS_PER_ITER = 32          # rows a Pallas program adds per loop step (registers: 32 x 128 f32)
-_MAX_BLOCK_ROWS = 1024
+_TILE_ELEMENTS = 8192        # one loop step of a Pallas program: rows x channels it adds
+_ITERS_PER_PROGRAM = 4       # loop steps per program: many programs keep the loads in flight
 _MAX_BLOCK_CHANNELS = 128
 
 
@@ -55,10 +55,14 @@ def pallas_blocks(rows: int, channels: int) -> tuple[int, int] | None:
   bc = min(channels, _MAX_BLOCK_CHANNELS)
   if channels % bc or bc & (bc - 1) or bc < 16:
     return None
-  bm = _pow2_divisor(rows, _MAX_BLOCK_ROWS)
+  bm = _pow2_divisor(rows, _ITERS_PER_PROGRAM * _rows_per_iter(bc))
   if bm < 16:
     return None
   return bm, bc
+
+
+def _rows_per_iter(block_channels: int) -> int:
+  return max(16, _TILE_ELEMENTS // block_channels)
 
 
 def _column_sums_kernel(*refs, num_inputs: int, fn, rows: int):
@@ -84,7 +88,7 @@ def _pallas_column_sums(fn, num_outputs: int, big: list[jax.Array], vecs: list[j
   """Per-channel sums over rows of `fn(tiles, vecs)`; big are (M, C), vecs are (C,)."""
   m, c = big[0].shape
   bm, bc = pallas_blocks(m, c)
-  rows = min(_ROWS_PER_ITER, bm)
+  rows = min(_rows_per_iter(bc), bm)
   grid = (m // bm, c // bc)
   big_spec = pl.BlockSpec((bm, bc), lambda i, j: (i, j))
   vec_spec = pl.BlockSpec((1, bc), lambda i, j: (0, j))
