@@ -56,6 +56,17 @@ def batch_layout(batch: int, instances: int = INSTANCES) -> tuple[int, int]:
   return p, instances
 
 
+def check_batches(parser: argparse.ArgumentParser, batches) -> list[int]:
+  """The `--batch` values (default 64), or the parser's error for one the sampler cannot make."""
+  batches = list(batches or [64])
+  for b in batches:
+    try:
+      batch_layout(b)
+    except ValueError as e:
+      parser.error(str(e))
+  return batches
+
+
 def chunk_sizes(steps: int, chunks: int) -> list[int]:
   """`steps` split into at most `chunks` near-equal positive parts."""
   chunks = max(1, min(int(chunks), int(steps)))

@@ -157,10 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.error("--config is required, e.g. --config=configs/agw_baseline.py.")
   try:
     specs = [variants.BASE] + [variants.parse(s) for s in args.variant or ()]
-    for b in args.batch or [64]:
-      common.batch_layout(b)
   except ValueError as e:
     ap.error(str(e))
+  common.check_batches(ap, args.batch)
   step_speed.apply_overrides(config, args)
   report = step_speed.base_report(args, config, "ab")
   report.update({"rounds": args.rounds, "variants": [v.describe() for v in specs],

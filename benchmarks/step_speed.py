@@ -289,11 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   args, config = common.parse_args(ap, argv)
   if config is None:
     ap.error("--config is required, e.g. --config=configs/agw_baseline.py.")
-  try:
-    for b in args.batch or [64]:
-      common.batch_layout(b)
-  except ValueError as e:
-    ap.error(str(e))
+  common.check_batches(ap, args.batch)
   apply_overrides(config, args)
   if args.flops_only:
     count_jax_flops(args, config)

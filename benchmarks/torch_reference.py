@@ -476,11 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap.add_argument("--no_count_flops", dest="count_flops", action="store_false",
                   help="skip the one extra eager step that counts FLOPs")
   args, config = bench.parse_args(ap, argv)
-  try:
-    for b in args.batch or [64]:
-      bench.batch_layout(b)
-  except ValueError as e:
-    ap.error(str(e))
+  bench.check_batches(ap, args.batch)
   run_torch(args, config)
   return 0
 
