@@ -6,7 +6,7 @@
   # on a multi-GPU machine, the executable that actually runs there:
   python3 benchmarks/collectives.py --config=configs/sysu.py --batch=512
 
-Compiles the real step (`trainer.make_jitted_step`, as benchmarks/train_step.py
+Compiles the real step (`setup.make_jitted_step`, as benchmarks/train_step.py
 does) for all visible devices and reads the optimised HLO: every all-reduce,
 reduce-scatter, all-gather, all-to-all and collective-permute, with the bytes
 each moves per device, grouped into "large" (gradient buckets, >= 1 MiB) and
@@ -84,7 +84,7 @@ def main() -> None:
   import jax  # pylint: disable=g-import-not-at-top
   config = bench.load_config(args.config or "configs/sysu.py")
   from vireid_jax import config_defaults  # pylint: disable=g-import-not-at-top
-  from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
+  from vireid_jax.training import parallel, setup  # pylint: disable=g-import-not-at-top
   from vireid_jax.training import train_step as train_step_lib  # pylint: disable=g-import-not-at-top
   bench.apply_overrides(config, args)
   batch = (args.batch or [64])[0]
@@ -93,11 +93,11 @@ def main() -> None:
   devices = jax.devices()
   config_defaults.validate(config, num_classes=args.num_classes, num_devices=len(devices))
   mesh = parallel.make_mesh()
-  model = trainer.build_model(config, args.num_classes)
-  variables = trainer.init_variables(config, model, mesh, jax.random.key(args.seed))
-  tx = trainer.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
-  state = trainer.initial_train_state(config, variables, tx, mesh)
-  step_fn = trainer.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
+  model = setup.build_model(config, args.num_classes)
+  variables = setup.init_variables(config, model, mesh, jax.random.key(args.seed))
+  tx = setup.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
+  state = setup.initial_train_state(config, variables, tx, mesh)
+  step_fn = setup.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
   batch_arrays = bench.device_batches(mesh, p, k, args.image_size, args.num_classes,
                                       args.seed, count=1)[0]
   text = step_fn.lower(state, batch_arrays).compile().as_text()

@@ -88,17 +88,17 @@ def main() -> int:
 
   import jax  # pylint: disable=g-import-not-at-top
   config = bench.load_config(args.config)
-  from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
+  from vireid_jax.training import parallel, setup  # pylint: disable=g-import-not-at-top
   bench.apply_overrides(config, args)
   args.batch = (args.batch or [64])[0]
   p, k = bench.batch_layout(args.batch)
   config.batch.identities, config.batch.instances = p, k
   mesh = parallel.make_mesh()
-  model = trainer.build_model(config, args.num_classes)
-  variables = trainer.init_variables(config, model, mesh, jax.random.key(args.seed))
-  tx = trainer.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
-  state = trainer.initial_train_state(config, variables, tx, mesh)
-  step = trainer.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
+  model = setup.build_model(config, args.num_classes)
+  variables = setup.init_variables(config, model, mesh, jax.random.key(args.seed))
+  tx = setup.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
+  state = setup.initial_train_state(config, variables, tx, mesh)
+  step = setup.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
   batch = bench.device_batches(mesh, p, k, args.image_size, args.num_classes, args.seed, count=1)[0]
   for _ in range(5):
     state, _ = step(state, batch)

@@ -3,7 +3,7 @@
   python benchmarks/train_step.py --config=configs/agw_baseline.py \
       --batch=64 --batch=128 --steps=30 --warmup=5 --out=bench_out/jax_agw.json
 
-The step is `trainer.make_jitted_step` (sharded, state-donating), compiled
+The step is `setup.make_jitted_step` (sharded, state-donating), compiled
 ahead of time once per batch size so that compilation stays out of the timings
 and XLA's FLOP count comes from the very executable that is timed. Batches are
 random uint8 images generated on the device with the sampler's label layout
@@ -378,16 +378,16 @@ def count_jax_flops(args) -> dict:
   """
   import jax  # pylint: disable=g-import-not-at-top
   config = load_config(args.config)
-  from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
+  from vireid_jax.training import parallel, setup  # pylint: disable=g-import-not-at-top
   apply_overrides(config, args)
   mesh = parallel.make_mesh()
-  model = trainer.build_model(config, args.num_classes)
+  model = setup.build_model(config, args.num_classes)
   report = {"framework": "jax", "mode": "flops_only", "config": args.config,
             "model": "full" if config.model.intra_branches else "agw",
             "image_size": list(args.image_size), "depth": args.depth, "results": []}
-  state = trainer.abstract_train_state(config, model, STEPS_PER_EPOCH, mesh)
-  tx = trainer.build_optimizer(config, state.params, STEPS_PER_EPOCH)
-  step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
+  state = setup.abstract_train_state(config, model, STEPS_PER_EPOCH, mesh)
+  tx = setup.build_optimizer(config, state.params, STEPS_PER_EPOCH)
+  step_fn = setup.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
   for b in sorted(set(args.batch or [64])):
     p, k = batch_layout(b)
     batch = jax.eval_shape(lambda: device_batches(mesh, p, k, args.image_size, args.num_classes,
@@ -407,7 +407,7 @@ def run_jax(args) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
   config = load_config(args.config)   # also puts the repo root on sys.path
   from vireid_jax import config_defaults  # pylint: disable=g-import-not-at-top
-  from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
+  from vireid_jax.training import parallel, setup  # pylint: disable=g-import-not-at-top
   from vireid_jax.training import train_step as train_step_lib  # pylint: disable=g-import-not-at-top
 
   apply_overrides(config, args)
@@ -446,15 +446,15 @@ def run_jax(args) -> dict:
 
   mesh = parallel.make_mesh()
   config_defaults.validate(config, num_classes=args.num_classes, num_devices=len(devices))
-  model = trainer.build_model(config, args.num_classes)
+  model = setup.build_model(config, args.num_classes)
   t0 = time.perf_counter()
-  variables = trainer.init_variables(config, model, mesh, jax.random.key(args.seed))
+  variables = setup.init_variables(config, model, mesh, jax.random.key(args.seed))
   jax.block_until_ready(variables)
-  tx = trainer.build_optimizer(config, variables["params"], STEPS_PER_EPOCH)
-  make_state = lambda v: trainer.initial_train_state(config, v, tx, mesh)
+  tx = setup.build_optimizer(config, variables["params"], STEPS_PER_EPOCH)
+  make_state = lambda v: setup.initial_train_state(config, v, tx, mesh)
   report["num_params"] = train_step_lib.tree_param_count(variables["params"])
   print(f"init {time.perf_counter() - t0:.1f} s, {report['num_params']:,} parameters", flush=True)
-  step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
+  step_fn = setup.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
 
   for b in batches:
     p, k = layouts[b]

@@ -22,3 +22,10 @@ def tiny_sysu_root(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("tiny_sysu") / "sysu")
   datasets.ensure_synthetic(root, "sysu", num_ids=12, seed=0)
   return root
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory):
+  """The uninterrupted reference run of `runs.command` and what other runs share (runs.py)."""
+  import runs  # pylint: disable=g-import-not-at-top
+  return runs.make_e2e(tmp_path_factory)

@@ -19,9 +19,9 @@ from PIL import Image
 
 from vireid_jax import config_defaults
 from vireid_jax.data import synthetic
-from vireid_jax.tools import embeddings, extract, plot_embeddings, rank_lists, visualize_ranks
-from vireid_jax.tools import workdir as workdir_lib
-from vireid_jax.training import summaries
+from vireid_jax.evaluation import rank_lists
+from vireid_jax.tools import cli, embeddings, extract, plot_embeddings, visualize_ranks
+from vireid_jax.training import run_info, summaries
 
 H, W = 64, 32
 
@@ -123,13 +123,13 @@ def test_saved_config_round_trips_and_new_keys_keep_defaults():
   saved = json.loads(c.to_json_best_effort())
   del saved["eval"]["rank_list_images"]          # a run from before the key existed
   saved["eval"]["retired_key"] = 1
-  back = workdir_lib.config_from_json(json.dumps(saved))
+  back = run_info.config_from_json(json.dumps(saved))
   assert back.data.image_size == (64, 32) and isinstance(back.data.image_size, tuple)
   assert back.loss.w_dist == 0.25
   assert back.eval.rank_list_images == config_defaults.base_config().eval.rank_list_images
   assert back.optim.decay_epochs == c.optim.decay_epochs
-  with pytest.raises(workdir_lib.NotAWorkdirError, match="not a training workdir"):
-    workdir_lib.read_config("/nonexistent/workdir")
+  with pytest.raises(run_info.NotAWorkdirError, match="not a training workdir"):
+    run_info.read_config("/nonexistent/workdir")
 
 
 def test_find_images_walks_sorted_and_skips_other_files(tmp_path):
@@ -144,7 +144,7 @@ def test_find_images_walks_sorted_and_skips_other_files(tmp_path):
 
 
 def test_writer_without_tensorboard_saves_images_as_png(tmp_path):
-  writer = summaries.create_writer(str(tmp_path), use_clu=False)
+  writer = summaries.create_writer(str(tmp_path), tensorboard=False)
   img = np.zeros((1, 6, 5, 3), np.uint8)
   img[..., 1] = 200
   writer.write_images(7, {"eval/rank_list": img})
@@ -260,7 +260,7 @@ def test_extract_writes_features_with_relative_names(trained, tmp_path):
   (folder / "cam_b" / "broken.png").write_bytes(b"not a png")
   stderr = io.StringIO()
   with contextlib.redirect_stderr(stderr):
-    status = workdir_lib.run_cli(extract.main, ["--workdir", workdir, "--images", str(folder),
+    status = cli.run_cli(extract.main, ["--workdir", workdir, "--images", str(folder),
                                                 "--modality", "infrared", "--out", out])
   assert status == 1 and "broken.png" in stderr.getvalue()
 
@@ -283,11 +283,12 @@ def test_eval_with_other_settings_writes_its_own_results_file(trained):
     before = f.read()
   settings = json.loads(before)["settings"]
   assert settings["rerank"] is False and settings["checkpoint"] in ("best", "latest")
-  c = tiny_config(root)
+  c = config_defaults.base_config()       # another config file: only the overrides count
   c.mode, c.eval.rerank = "eval", True
-  trainer.evaluate_checkpoint(c, workdir)
+  assert trainer.evaluate_run(c, workdir, ["mode", "eval.rerank"]) == 0
   with open(os.path.join(workdir, "results.json"), "rb") as f:
     assert f.read() == before
+  assert "test_rerank/all_single/rank1" in summary_tags(workdir)
   with open(os.path.join(workdir, "results_rerank.json")) as f:
     reranked = json.load(f)
   assert reranked["settings"]["rerank"] is True and reranked["settings"]["step"] == 2
@@ -297,52 +298,78 @@ def test_eval_with_other_settings_writes_its_own_results_file(trained):
 
 # ---------------------------------------------------------------- results files and aggregation
 
-def test_results_filename_names_every_setting_that_changes_the_numbers():
-  from vireid_jax.evaluation import report  # pylint: disable=g-import-not-at-top
-  e = config_defaults.base_config().eval
-  assert report.results_filename(e) == "results.json"
-  e.rerank = True
-  assert report.results_filename(e) == "results_rerank.json"
-  e.checkpoint, e.flip, e.gallery_rule = "300", True, "official"
-  assert report.results_filename(e) == "results_ckpt300_rerank_flip_official.json"
-  e.checkpoint, e.rerank, e.flip, e.gallery_rule = "latest", False, False, "baseline"
-  assert report.results_filename(e) == "results_latest.json"
+def test_every_setting_that_changes_the_numbers_names_its_own_file_and_tags():
+  from vireid_jax.evaluation import report, suites  # pylint: disable=g-import-not-at-top
+  c = config_defaults.base_config()
+  sysu, regdb = suites.suite_for("sysu"), suites.suite_for("regdb")
+  ref = report.evaluation_settings(c, sysu, "best", 300)
+  assert ref["trials"] == 10 and "split" not in ref
+  assert report.variant_tags(ref, ref) == []
+  assert report.results_filename([]) == "results.json" and report.summary_prefix([]) == "test"
+  c.eval.rerank = True
+  tags = report.variant_tags(report.evaluation_settings(c, sysu, "best", 300), ref)
+  assert report.results_filename(tags) == "results_rerank.json"
+  assert report.summary_prefix(tags) == "test_rerank"
+  c.eval.flip, c.eval.gallery_rule, c.eval.trials = True, "official", 3
+  c.data.image_size, c.eval.dtype = (256, 128), "float32"
+  tags = report.variant_tags(report.evaluation_settings(c, sysu, "300", 300), ref)
+  assert report.results_filename(tags) == (
+      "results_ckpt300_rerank_flip_official_trials3_256x128_float32.json")
+  # RegDB: one gallery per split; the split is recorded and a different one is named.
+  r = config_defaults.base_config()
+  r.data.trial = 4
+  reg = report.evaluation_settings(r, regdb, "best", 10)
+  assert reg["trials"] == 1 and reg["split"] == 4
+  r.data.trial = 5
+  assert report.variant_tags(report.evaluation_settings(r, regdb, "latest", 10), reg) == [
+      "latest", "split5"]
 
 
-def _results(path, dataset, rank1, mAP, rerank=False):
+def _results(path, dataset, rank1, mAP, rerank=False, split=None):
   from vireid_jax.evaluation import report  # pylint: disable=g-import-not-at-top
   metrics = {"rank1": rank1, "rank10": 90.0, "rank20": 95.0, "mAP": mAP, "mINP": 30.0,
              "trials": 1}
-  report.write_results_json(str(path), dataset, {"thermal_to_visible": metrics},
-                            {"rerank": rerank, "flip": False, "gallery_rule": "baseline",
-                             "checkpoint": "best", "step": 10})
+  settings = {"rerank": rerank, "flip": False, "gallery_rule": "baseline",
+              "checkpoint": "best", "step": 10}
+  if split is not None:
+    settings["split"] = split
+  report.write_results_json(str(path), dataset, {"thermal_to_visible": metrics}, settings)
   return str(path)
 
 
 def test_aggregate_gives_mean_and_std_over_runs_and_refuses_mixed_runs(tmp_path, capsys):
   from vireid_jax.tools import aggregate  # pylint: disable=g-import-not-at-top
-  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0)
-  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0)
+  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0, split=1)
+  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0, split=2)
   out = tmp_path / "all.json"
   text = aggregate.main([a, b, f"--out={out}"])
-  assert "regdb, 2 runs results (%, mean ± std over runs)" in text
+  assert "regdb, 2 of the 10 splits (1, 2) results (%, mean ± std over runs)" in text
   assert "| thermal_to_visible | 2 | 75.00 ± 5.00 | 90.00 ± 0.00 | 95.00 ± 0.00 | " \
          "62.00 ± 2.00 | 30.00 ± 0.00 |" in text
   saved = json.loads(out.read_text())
   assert saved["thermal_to_visible"]["mAP"] == 62.0 and saved["thermal_to_visible"]["trials"] == 2
   assert saved["settings"]["runs"] == [a, b]
+  assert oct(os.stat(out).st_mode & 0o777) == oct(0o666 & ~current_umask())
   # Refused, with exit status 1 and a message, no traceback.
-  c = _results(tmp_path / "c.json", "regdb", 75.0, 61.0, rerank=True)
+  c = _results(tmp_path / "c.json", "regdb", 75.0, 61.0, rerank=True, split=3)
   d = _results(tmp_path / "d.json", "sysu", 75.0, 61.0)
+  e = _results(tmp_path / "e.json", "regdb", 71.0, 61.0)
   for args, message in (([a, c], "different rerank"), ([a, d], "different datasets"),
-                        ([a], "at least two"), ([a, str(tmp_path / "none.json")], "does not exist")):
-    assert workdir_lib.run_cli(aggregate.main, args) == 1
+                        ([a], "at least two"), ([a, str(tmp_path / "none.json")], "does not exist"),
+                        ([a, a], "both RegDB split 1"), ([a, e], "does not record its RegDB split")):
+    assert cli.run_cli(aggregate.main, args) == 1
     assert message in capsys.readouterr().err
 
 
+def current_umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 def test_aggregate_imports_neither_jax_nor_tensorflow(tmp_path):
-  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0)
-  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0)
+  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0, split=1)
+  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0, split=2)
   code = ("import sys; sys.modules['jax'] = None; sys.modules['tensorflow'] = None; "
           f"sys.argv = ['aggregate', {a!r}, {b!r}]; "
           "import runpy; runpy.run_module('vireid_jax.tools.aggregate', run_name='__main__')")

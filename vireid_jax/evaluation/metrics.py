@@ -46,6 +46,8 @@ import os
 
 import numpy as np
 
+# The percentages every protocol reports, in table order.
+METRIC_KEYS = ("rank1", "rank10", "rank20", "mAP", "mINP")
 # The SYSU camera rule: queries from camera 3 ignore gallery images of camera 2
 # (the same room, filmed by the other sensor).
 SYSU_RULE_QUERY_CAMERA = 3

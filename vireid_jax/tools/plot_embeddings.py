@@ -20,7 +20,9 @@ import sys
 
 import numpy as np
 
+from vireid_jax.evaluation import rank_lists
 from vireid_jax.tools import embeddings
+from vireid_jax.tools import cli
 from vireid_jax.tools import workdir as workdir_lib
 
 
@@ -44,13 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def embed_test_set(workdir: str, checkpoint: str, label: str, max_images: int
                     ) -> embeddings.Embeddings:
   """Restores a run and embeds (up to `max_images` per modality of) its test images."""
-  from vireid_jax.data import datasets  # pylint: disable=g-import-not-at-top
   run = workdir_lib.load_run(workdir, checkpoint)
-  layout, test_set = datasets.load_test_set(run.config.data, run.workdir)
+  suite, test_set = run.test_data()
   extract = run.extractor()
   feats, pids, mods = [], [], []
-  for modality, imgs in workdir_lib.images_by_modality(layout, test_set).items():
-    keep = workdir_lib.evenly_spaced(len(imgs.paths), max_images)
+  for modality, imgs in suite.images_by_modality(test_set).items():
+    keep = rank_lists.evenly_spaced(len(imgs.paths), max_images)
     feats.append(extract([imgs.paths[i] for i in keep], modality))
     pids.append(imgs.pids[keep])
     mods.append(np.full(len(keep), modality))
@@ -63,11 +64,11 @@ def embed_test_set(workdir: str, checkpoint: str, label: str, max_images: int
 def main(argv: list[str] | None = None) -> str:
   args = parse_args(argv)
   if args.num_ids < 1 or args.max_images < 2:
-    raise workdir_lib.UsageError(f"--num_ids={args.num_ids} --max_images={args.max_images}: "
+    raise cli.UsageError(f"--num_ids={args.num_ids} --max_images={args.max_images}: "
                                  "use --num_ids >= 1 and --max_images >= 2.")
   use_tsne = args.tsne == "on" or (args.tsne == "auto" and embeddings.tsne_available())
   if args.tsne == "on" and not embeddings.tsne_available():
-    raise workdir_lib.UsageError("--tsne=on needs scikit-learn: pip install scikit-learn.")
+    raise cli.UsageError("--tsne=on needs scikit-learn: pip install scikit-learn.")
   if args.tsne == "auto" and not use_tsne:
     print("note: scikit-learn is not installed: PCA only (pip install scikit-learn for t-SNE).",
           file=sys.stderr)
@@ -93,4 +94,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-  sys.exit(workdir_lib.run_cli(main))
+  sys.exit(cli.run_cli(main))

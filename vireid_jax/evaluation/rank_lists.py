@@ -3,8 +3,8 @@
 Pure parts (`top_k`, `draw_rank_grid`, `grid_size`) take arrays and return
 arrays, so they are tested on hand-made cases without a model. `build_rank_list`
 glues them to a dataset's test protocol (the gallery of one SYSU-MM01 trial, or
-the RegDB split) and an extractor; `write_summary` is the training hook that puts
-the picture into the run's summaries at each evaluation.
+the RegDB split, from its suite) and an extractor; the evaluators put the
+picture into the run's summaries, `tools/visualize_ranks` into a PNG file.
 
 Drawn with PIL and its built-in bitmap font, so the size of the picture is a
 simple formula of the image size and the grid shape.
@@ -21,7 +21,6 @@ from PIL import Image, ImageDraw, ImageFont
 from vireid_jax.data import images as images_lib
 from vireid_jax.data.records import INFRARED, VISIBLE
 from vireid_jax.evaluation.metrics import sysu_camera_rule
-from vireid_jax.tools import workdir as workdir_lib
 
 # Frame colours (RGB) and layout, in pixels.
 CORRECT = (0, 200, 0)
@@ -151,41 +150,24 @@ def to_json(ranks: RankList) -> list[dict]:
           for i, q in enumerate(ranks.query_paths)]
 
 
-def protocol_sets(config, layout: str, test_set, *, mode: str = "all", shot: str = "single",
-                  trial: int = 0):
-  """(queries, gallery) as (paths, pids, cameras) triples: infrared queries, visible gallery.
-
-  SYSU-MM01: every infrared query, and the visible gallery the evaluation
-  draws for (mode, shot, trial) under `config.eval.gallery_rule`. RegDB: the
-  thermal-to-visible direction of the trial split.
-  """
-  sets = workdir_lib.images_by_modality(layout, test_set)
-  ir = sets[INFRARED]
-  queries = (ir.paths, ir.pids, ir.cameras)
-  if layout == "regdb":
-    vis = sets[VISIBLE]
-    return queries, (vis.paths, vis.pids, vis.cameras)
-  from vireid_jax.evaluation import protocols  # pylint: disable=g-import-not-at-top
-  if config.eval.gallery_rule == "official":
-    perm = protocols.load_rand_perm_cam(config.eval.rand_perm_cam)
-    entries = protocols.draw_gallery_official(test_set.gallery_files, test_set.test_ids,
-                                              mode, shot, trial, perm)
-  else:
-    entries = protocols.draw_gallery_baseline(test_set.gallery_files, test_set.test_ids,
-                                              mode, shot, trial)
-  gallery = (tuple(e[0] for e in entries), np.array([e[1] for e in entries], np.int64),
-             np.array([e[2] for e in entries], np.int64))
-  return queries, gallery
+def evenly_spaced(n: int, count: int) -> np.ndarray:
+  """`count` indices spread evenly over range(n) (all of them when count >= n)."""
+  if count <= 0 or n <= 0:
+    return np.zeros((0,), np.int64)
+  if count >= n:
+    return np.arange(n)
+  return np.unique(np.round(np.linspace(0, n - 1, count)).astype(np.int64))
 
 
 def rank_queries(extract: Callable, queries, gallery, query_index: Sequence[int], k: int,
                  camera_rule: bool) -> RankList:
   """Embeds the chosen queries and the gallery, ranks, and keeps the top k per query.
 
+  `queries` and `gallery` are `suites.ModalityImages`: infrared and visible.
   `k` is cut to the gallery size (after the camera rule) when the gallery is smaller.
   """
-  q_paths, q_pids, q_cams = queries
-  g_paths, g_pids, g_cams = gallery
+  q_paths, q_pids, q_cams = queries.paths, queries.pids, queries.cameras
+  g_paths, g_pids, g_cams = gallery.paths, gallery.pids, gallery.cameras
   query_index = np.asarray(query_index, np.int64)
   if query_index.size == 0:
     raise ValueError("No queries to show: ask for at least one.")
@@ -213,24 +195,15 @@ def render(ranks: RankList, size: tuple[int, int]) -> np.ndarray:
                         query_labels=[f"id {int(p)}" for p in ranks.query_pids])
 
 
-def build_rank_list(config, workdir: str, extract: Callable, *, num_queries: int, k: int,
+def build_rank_list(suite, test_set, eval_cfg, extract: Callable, *, num_queries: int, k: int,
                     mode: str = "all", shot: str = "single", trial: int = 0) -> RankList:
-  """The rank lists of `num_queries` queries spread evenly over the test queries."""
-  from vireid_jax.data import datasets  # pylint: disable=g-import-not-at-top
-  layout, test_set = datasets.load_test_set(config.data, workdir)
-  queries, gallery = protocol_sets(config, layout, test_set, mode=mode, shot=shot, trial=trial)
-  index = workdir_lib.evenly_spaced(len(queries[0]), int(num_queries))
-  return rank_queries(extract, queries, gallery, index, k, camera_rule=layout == "sysu")
+  """The rank lists of `num_queries` queries spread evenly over the test queries.
 
-
-def write_summary(writer, step: int, tag: str, config, workdir: str, extract: Callable) -> None:
-  """Training hook: `config.eval.rank_list_images` queries' top-10 into the summaries.
-
-  `extract` is the evaluation's extractor, so the image costs no compilation.
+  `suite` and `test_set` as `evaluation.suites.load` returns them; SYSU-MM01
+  shows the gallery of (mode, shot, trial) with the camera rule, RegDB the
+  thermal-to-visible direction.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  num_queries = int(config.eval.rank_list_images)
-  if num_queries <= 0 or config.data.name == "fake" or jax.process_index() != 0:
-    return
-  ranks = build_rank_list(config, workdir, extract, num_queries=num_queries, k=10)
-  writer.write_images(step, {tag: render(ranks, tuple(config.data.image_size))[None]})
+  queries, gallery = suite.rank_list_sets(test_set, eval_cfg, mode=mode, shot=shot,
+                                          trial=trial)
+  index = evenly_spaced(len(queries.paths), int(num_queries))
+  return rank_queries(extract, queries, gallery, index, k, camera_rule=suite.camera_rule)
