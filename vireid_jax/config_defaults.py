@@ -24,6 +24,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.name = "sysu"                 # sysu | regdb | synthetic | fake
   c.data.root = ""
+  c.data.source = "files"              # files (read data.root) | tfds (records prepared once
+                                       # by `python -m vireid_jax.data.prepare_tfds`)
+  c.data.tfds_dir = ""                 # data_dir the TFDS records were prepared into (source=tfds)
   c.data.trial = 1                     # RegDB split 1..10
   c.data.image_size = (288, 144)       # (height, width)
   c.data.pad = 10                      # pad-and-random-crop
@@ -146,6 +149,11 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(config.mode in ("train", "eval"), f"mode={config.mode!r}: use train or eval.")
   need(config.data.name in ("sysu", "regdb", "synthetic", "fake"),
        f"data.name={config.data.name!r}: use sysu, regdb, synthetic or fake.")
+  need(config.data.source in ("files", "tfds"),
+       f"data.source={config.data.source!r}: use files or tfds.")
+  need(config.data.source != "tfds" or config.data.name == "fake" or bool(config.data.tfds_dir),
+       "data.source=tfds needs --config.data.tfds_dir=DATA_DIR (the folder the records were "
+       "prepared into with `python -m vireid_jax.data.prepare_tfds`).")
   need(len(tuple(config.data.image_size)) == 2 and min(config.data.image_size) >= 32,
        f"data.image_size={tuple(config.data.image_size)}: give (height, width), each >= 32.")
   need(1 <= int(config.data.trial) <= 10, f"data.trial={config.data.trial}: RegDB trials are 1..10.")
