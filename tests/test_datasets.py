@@ -71,3 +71,27 @@ def test_a_file_as_root_is_refused(tmp_path):
   with pytest.raises(FileExistsError, match="not made by the synthetic generator"):
     datasets.ensure_synthetic(str(path), "sysu", num_ids=5)
   assert path.read_text() == "x"
+
+
+def test_files_appearing_during_generation_are_kept_and_nothing_is_left_behind(tmp_path,
+                                                                              monkeypatch):
+  root = tmp_path / "root"
+  generate = datasets.synthetic.generate
+
+  def generate_while_someone_writes(layout, out, **kw):
+    generate(layout, out, **kw)
+    root.mkdir()
+    (root / "theirs.txt").write_text("x")
+
+  monkeypatch.setattr(datasets.synthetic, "generate", generate_while_someone_writes)
+  with pytest.raises(FileExistsError, match="not made by the synthetic generator"):
+    datasets.ensure_synthetic(str(root), "regdb", num_ids=4)
+  assert os.listdir(root) == ["theirs.txt"] and sorted(os.listdir(tmp_path)) == ["root"]
+
+  def fail(*args, **kw):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(datasets.synthetic, "generate", fail)
+  with pytest.raises(KeyboardInterrupt):
+    datasets.ensure_synthetic(str(tmp_path / "new"), "regdb", num_ids=4)
+  assert sorted(os.listdir(tmp_path)) == ["root"]   # the temporary folder is gone

@@ -138,6 +138,12 @@ def test_refusals(prepared, tmp_path):
   with pytest.raises(FileExistsError, match="already holds records prepared from"):
     prepare_tfds.prepare("sysu", other, prepared.tfds_dir, SIZE)
   assert os.path.getmtime(os.path.join(folder, "dataset_info.json")) == mtime
+  squatter = tmp_path / "data_dir" / "sysu_mm01" / f"{SIZE[0]}x{SIZE[1]}" / tfds_source.VERSION
+  squatter.mkdir(parents=True)
+  (squatter / "notes.txt").write_text("mine")
+  with pytest.raises(FileExistsError, match="holds no prepared dataset"):
+    prepare_tfds.prepare("sysu", prepared.roots["sysu"], str(tmp_path / "data_dir"), SIZE)
+  assert os.listdir(squatter) == ["notes.txt"]
 
 
 def test_check_test_set_reads_the_records(prepared, tmp_path):

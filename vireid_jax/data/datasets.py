@@ -66,14 +66,18 @@ def ensure_synthetic(root: str, layout: str, num_ids: int, seed: int = 0) -> Non
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".synthetic_tmp_", dir=parent)
   logging.info("Generating the synthetic %s-layout dataset (%d ids) in %s", layout, num_ids, root)
-  synthetic.generate(layout, tmp, num_ids=num_ids, seed=seed)
+  try:
+    synthetic.generate(layout, tmp, num_ids=num_ids, seed=seed)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)   # ours: made by mkdtemp above, never renamed
+    raise
   try:
     os.replace(tmp, root)     # only onto a missing or empty folder
-  except OSError:
+  except OSError:             # root got files meanwhile: another process, or someone else
+    shutil.rmtree(tmp)        # ours (made above); root stays as it is
     settings = synthetic_marker.read_marker(root)
-    if settings is None:      # someone put files there meanwhile
+    if settings is None:
       raise FileExistsError(_not_ours_message(root)) from None
-    shutil.rmtree(tmp)        # another process finished first; tmp is ours (made above)
     _check_reused(root, settings, layout, num_ids, seed)
 
 

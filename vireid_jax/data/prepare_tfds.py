@@ -70,8 +70,10 @@ def prepare(dataset: str, manual_dir: str, data_dir: str,
             trials: Sequence[int] = regdb.TRIALS) -> list[str]:
   """Prepares the records; returns the prepared folders (one per RegDB trial).
 
-  Refuses (FileExistsError) a folder that already holds records prepared from
-  another download; reuses one prepared from the same download.
+  Never overwrites: refuses (FileExistsError) a folder that already holds
+  records prepared from another download, or anything else; reuses one
+  prepared from the same download. TFDS writes into a temporary folder and
+  renames it into place when complete.
   """
   if dataset not in DATASETS:
     raise ValueError(f"dataset={dataset!r}: use one of {DATASETS}.")
@@ -89,6 +91,9 @@ def prepare(dataset: str, manual_dir: str, data_dir: str,
   folders = []
   for builder in _builders(dataset, data_dir, image_size, encoding, trials):
     folder = os.fspath(builder.data_path)
+    if os.path.exists(folder) and not os.path.isfile(os.path.join(folder, "dataset_info.json")):
+      raise FileExistsError(f"{folder} exists but holds no prepared dataset: delete it "
+                            "yourself, or give another --data_dir.")
     if os.path.isfile(os.path.join(folder, "dataset_info.json")):
       prepared_from = dict(tfds.builder_from_directory(folder).info.metadata).get("manual_dir")
       if prepared_from != manual_dir:
