@@ -160,3 +160,14 @@ def test_cli_arguments():
       prepare_tfds.parse_size(bad)
   with pytest.raises(Exception, match="1..10"):
     prepare_tfds.parse_trials("0,11")
+
+
+def test_builders_for_the_default_and_other_sizes(tmp_path):
+  """The default size is a predefined config (TFDS refuses a look-alike); others are custom."""
+  for size in ((288, 144), (96, 48)):
+    sysu_builder, = prepare_tfds._builders("sysu", str(tmp_path), size, "png", (1,))
+    regdb_builders = prepare_tfds._builders("regdb", str(tmp_path), size, "jpeg", (1, 10))
+    assert sysu_builder.builder_config.image_size == size
+    assert [b.builder_config.name for b in regdb_builders] == [
+        f"trial1_{size[0]}x{size[1]}_jpeg", f"trial10_{size[0]}x{size[1]}_jpeg"]
+    assert regdb_builders[1].builder_config.trial == 10

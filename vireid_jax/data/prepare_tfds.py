@@ -10,7 +10,7 @@ Then train and evaluate from the records with
 `--config.data.image_size`). The input pipeline then decodes small images
 instead of the original files, with the same records, labels, cameras and
 protocols as reading the files: PNG records (the default) give the very same
-pixels, JPEG records (quality 95) are about 4x smaller and differ by JPEG's
+pixels, JPEG records (quality 95) are 2-3x smaller and differ by JPEG's
 rounding. Offline: reads only `--manual_dir`. A prepared dataset is never
 overwritten: preparing it again with the same download does nothing.
 """
@@ -52,17 +52,20 @@ def parse_trials(text: str) -> tuple[int, ...]:
 
 
 def _builders(dataset: str, data_dir: str, image_size, encoding: str, trials):
+  """The builders of `dataset` at `image_size` (one per RegDB trial)."""
   quiet_tensorflow()
   # pylint: disable=g-import-not-at-top  # TensorFlow Datasets, only when preparing
   from vireid_jax.data.tfds_builders import regdb as regdb_builder
   from vireid_jax.data.tfds_builders import sysu_mm01
   # pylint: enable=g-import-not-at-top
   if dataset == "sysu":
-    return [sysu_mm01.SysuMm01(data_dir=data_dir, config=sysu_mm01.make_config(image_size,
-                                                                                encoding))]
-  return [regdb_builder.Regdb(data_dir=data_dir, config=regdb_builder.make_config(t, image_size,
-                                                                                  encoding))
-          for t in trials]
+    cls, configs = sysu_mm01.SysuMm01, [sysu_mm01.make_config(image_size, encoding)]
+  else:
+    cls = regdb_builder.Regdb
+    configs = [regdb_builder.make_config(t, image_size, encoding) for t in trials]
+  # A predefined config (the default size) must be named, not passed as a new object.
+  return [cls(data_dir=data_dir, config=c.name if c.name in cls.builder_configs else c)
+          for c in configs]
 
 
 def prepare(dataset: str, manual_dir: str, data_dir: str,
@@ -122,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                       help="HEIGHT,WIDTH the images are resized to: the config's data.image_size "
                            "(default 288,144)")
   parser.add_argument("--encoding", choices=ENCODINGS, default="png",
-                      help="png: the same pixels as the files (default); jpeg: ~4x smaller")
+                      help="png: the same pixels as the files (default); jpeg: 2-3x smaller")
   parser.add_argument("--trials", type=parse_trials, default=regdb.TRIALS,
                       help="RegDB trials to prepare: all (default) or e.g. 1,2")
   args = parser.parse_args(argv)

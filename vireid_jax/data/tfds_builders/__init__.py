@@ -10,7 +10,7 @@ the raw-file path resizes it: training images with the tf.data resize of the
 input pipeline, test images with the PIL resize of the evaluation. Stored as
 PNG (the default), the TFDS path therefore gives the same pixels, batches and
 features as reading the original files; JPEG (quality 95, no chroma
-subsampling) is about 4x smaller and differs by JPEG's rounding.
+subsampling) is 2-3x smaller and differs by JPEG's rounding.
 
 The builders read through the numpy readers in `vireid_jax.data.sysu` /
 `.regdb`, so the splits, orderings and labels are those of the rest of the
