@@ -24,7 +24,8 @@ def render(pyproject_path: str = os.path.join(ROOT, "pyproject.toml")) -> dict[s
     project = tomllib.load(f)["project"]
   extras = project["optional-dependencies"]
   runtime = (HEADER
-             + "# Runtime, tf.data + TFDS + summaries, plots: `pip install -r requirements.txt -e .`\n"
+             + "# Runtime, tf.data + TFDS + summaries, plots:\n"
+             + "#   pip install -r requirements.txt -e .\n"
              + "# For CUDA, install jax[cuda12] (or jax[cuda13]) first; for TPU, jax[tpu].\n"
              + "".join(f"{r}\n" for r in project["dependencies"] + extras["data"] + extras["viz"]))
   test = HEADER + "-r requirements.txt\n" + "".join(f"{r}\n" for r in extras["test"])

@@ -24,7 +24,7 @@ def tiny_sysu_root(tmp_path_factory):
   return root
 
 
-def prepare_tiny_tfds(base, image_size, trials=(1,)):
+def prepare_tiny_tfds(base, image_size, encoding="jpeg", trials=(1,)):
   """Synthetic SYSU (8 ids) and RegDB (12 ids, 2 images each; both 6 training classes) folders, prepared into TFDS records.
 
   Returns a namespace: roots {layout: folder}, tfds_dir, and test_paths(layout).
@@ -36,7 +36,7 @@ def prepare_tiny_tfds(base, image_size, trials=(1,)):
   synthetic.generate("regdb", roots["regdb"], num_ids=12, seed=4, images_per_cam=(2, 2))
   tfds_dir = os.path.join(base, "tfds")
   for layout, root in roots.items():
-    prepare_tfds.prepare(layout, root, tfds_dir, image_size, trials=trials)
+    prepare_tfds.prepare(layout, root, tfds_dir, image_size, encoding, trials=trials)
 
   def test_paths(layout):
     from vireid_jax.data import regdb, sysu  # pylint: disable=g-import-not-at-top

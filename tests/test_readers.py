@@ -237,10 +237,12 @@ def test_regdb_errors(regdb_copy, tmp_path):
   with pytest.raises(DataError, match=r"train_visible_4\.txt, line 10"):
     regdb.load_train(regdb_copy, 4)
 
-  for content in (b"", b"\n\n", b"\xff\xfe\x00garbage"):   # empty or not text: named, not a traceback
+  # Empty or not text: a DataError naming the file, not a traceback.
+  for content in (b"", b"\n\n", b"\xff\xfe\x00garbage"):
     with open(os.path.join(regdb_copy, "idx", "train_visible_6.txt"), "wb") as f:
       f.write(content)
-    with pytest.raises(DataError, match=r"train_visible_6\.txt (lists no images|is not a text file)"):
+    with pytest.raises(DataError,
+                       match=r"train_visible_6\.txt (lists no images|is not a text file)"):
       regdb.load_train(regdb_copy, 6)
 
 

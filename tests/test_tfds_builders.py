@@ -1,5 +1,6 @@
 """TFDS source: records prepared once from the synthetic SYSU/RegDB layouts give the same
-records, training batches, test images and protocol results as reading the files."""
+records, and (PNG records) the same training batches, test images and protocol results as
+reading the files; JPEG records (the default) differ by JPEG's rounding only."""
 
 import os
 import shutil
@@ -22,7 +23,7 @@ SIZE = (64, 32)     # the files are 128x64: every image is resized, once
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-  return prepare_tiny_tfds(str(tmp_path_factory.mktemp("tfds_source")), SIZE)
+  return prepare_tiny_tfds(str(tmp_path_factory.mktemp("tfds_source")), SIZE, encoding="png")
 
 
 def data_config(prepared, layout, source, **changes):
@@ -90,9 +91,9 @@ def test_same_test_images_and_protocol_results(prepared, layout, tmp_path):
 
 
 def test_jpeg_records_are_close_and_png_is_preferred(prepared, tmp_path):
-  """JPEG (quality 95) records differ from the files by JPEG's rounding only."""
+  """JPEG (quality 95, the default) records differ from the files by JPEG's rounding only."""
   jpeg_dir = str(tmp_path / "jpeg")
-  prepare_tfds.prepare("sysu", prepared.roots["sysu"], jpeg_dir, SIZE, encoding="jpeg")
+  prepare_tfds.prepare("sysu", prepared.roots["sysu"], jpeg_dir, SIZE)
   c = data_config(prepared, "sysu", "tfds")
   png_store = datasets.load_train_set(c.data, str(tmp_path)).images
   c.data.tfds_dir = jpeg_dir
@@ -110,7 +111,7 @@ def test_jpeg_records_are_close_and_png_is_preferred(prepared, tmp_path):
   shutil.copytree(os.path.join(prepared.tfds_dir, "sysu_mm01"),
                   os.path.join(tmp_path, "both", "sysu_mm01"), dirs_exist_ok=True)
   assert tfds_source.builder_dir(str(tmp_path / "both"), "sysu", SIZE).endswith(
-      f"{SIZE[0]}x{SIZE[1]}/{tfds_source.VERSION}")
+      f"{SIZE[0]}x{SIZE[1]}_png/{tfds_source.VERSION}")
 
 
 def test_refusals(prepared, tmp_path):
@@ -133,12 +134,13 @@ def test_refusals(prepared, tmp_path):
   # Preparing again: from the same download, nothing to do; from another, refused.
   folder = tfds_source.builder_dir(prepared.tfds_dir, "sysu", SIZE)
   mtime = os.path.getmtime(os.path.join(folder, "dataset_info.json"))
-  assert prepare_tfds.prepare("sysu", prepared.roots["sysu"], prepared.tfds_dir, SIZE) == [folder]
+  assert prepare_tfds.prepare("sysu", prepared.roots["sysu"], prepared.tfds_dir, SIZE,
+                              "png") == [folder]
   other = shutil.copytree(prepared.roots["sysu"], str(tmp_path / "other"))
   with pytest.raises(FileExistsError, match="already holds records prepared from"):
-    prepare_tfds.prepare("sysu", other, prepared.tfds_dir, SIZE)
+    prepare_tfds.prepare("sysu", other, prepared.tfds_dir, SIZE, "png")
   assert os.path.getmtime(os.path.join(folder, "dataset_info.json")) == mtime
-  squatter = tmp_path / "data_dir" / "sysu_mm01" / f"{SIZE[0]}x{SIZE[1]}" / tfds_source.VERSION
+  squatter = tmp_path / "data_dir" / "sysu_mm01" / f"{SIZE[0]}x{SIZE[1]}_jpeg" / tfds_source.VERSION
   squatter.mkdir(parents=True)
   (squatter / "notes.txt").write_text("mine")
   with pytest.raises(FileExistsError, match="holds no prepared dataset"):
@@ -168,6 +170,7 @@ def test_builders_for_the_default_and_other_sizes(tmp_path):
     sysu_builder, = prepare_tfds._builders("sysu", str(tmp_path), size, "png", (1,))
     regdb_builders = prepare_tfds._builders("regdb", str(tmp_path), size, "jpeg", (1, 10))
     assert sysu_builder.builder_config.image_size == size
+    assert sysu_builder.builder_config.name == f"{size[0]}x{size[1]}_png"
     assert [b.builder_config.name for b in regdb_builders] == [
         f"trial1_{size[0]}x{size[1]}_jpeg", f"trial10_{size[0]}x{size[1]}_jpeg"]
     assert regdb_builders[1].builder_config.trial == 10

@@ -1,7 +1,7 @@
 r"""Prepares SYSU-MM01 or RegDB once into TFDS records, images resized to the training size.
 
     python -m vireid_jax.data.prepare_tfds --dataset=sysu --manual_dir=/data/SYSU-MM01 \
-        --data_dir=~/tensorflow_datasets [--image_size=288,144] [--encoding=png|jpeg]
+        --data_dir=~/tensorflow_datasets [--image_size=288,144] [--encoding=jpeg|png]
     python -m vireid_jax.data.prepare_tfds --dataset=regdb --manual_dir=/data/RegDB \
         --data_dir=~/tensorflow_datasets [--trials=all|1,2,...]
 
@@ -9,10 +9,10 @@ Then train and evaluate from the records with
 `--config.data.source=tfds --config.data.tfds_dir=DATA_DIR` (and the same
 `--config.data.image_size`). The input pipeline then decodes small images
 instead of the original files, with the same records, labels, cameras and
-protocols as reading the files: PNG records (the default) give the very same
-pixels, JPEG records (quality 95) are 2-3x smaller and differ by JPEG's
-rounding. Offline: reads only `--manual_dir`. A prepared dataset is never
-overwritten: preparing it again with the same download does nothing.
+protocols as reading the files. JPEG records (the default, quality 95) differ
+from the files' pixels by JPEG's rounding; PNG records give the very same
+pixels, but are 2-3x larger and slower to decode. Offline: reads only
+`--manual_dir`. A prepared dataset is never overwritten: preparing it again with the same download does nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import os
 from typing import Sequence
 
 from vireid_jax.data import regdb, sysu, tfds_source
-from vireid_jax.data.tfds_builders import DEFAULT_IMAGE_SIZE, ENCODINGS, quiet_tensorflow
+from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, ENCODINGS,
+                                           quiet_tensorflow)
 
 DATASETS = ("sysu", "regdb")
 
@@ -69,7 +70,7 @@ def _builders(dataset: str, data_dir: str, image_size, encoding: str, trials):
 
 
 def prepare(dataset: str, manual_dir: str, data_dir: str,
-            image_size: Sequence[int] = DEFAULT_IMAGE_SIZE, encoding: str = "png",
+            image_size: Sequence[int] = DEFAULT_IMAGE_SIZE, encoding: str = DEFAULT_ENCODING,
             trials: Sequence[int] = regdb.TRIALS) -> list[str]:
   """Prepares the records; returns the prepared folders (one per RegDB trial).
 
@@ -124,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--image_size", type=parse_size, default=DEFAULT_IMAGE_SIZE,
                       help="HEIGHT,WIDTH the images are resized to: the config's data.image_size "
                            "(default 288,144)")
-  parser.add_argument("--encoding", choices=ENCODINGS, default="png",
-                      help="png: the same pixels as the files (default); jpeg: 2-3x smaller")
+  parser.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING,
+                      help="jpeg (default): fast to decode; png: the files' exact pixels, "
+                           "2-3x larger")
   parser.add_argument("--trials", type=parse_trials, default=regdb.TRIALS,
                       help="RegDB trials to prepare: all (default) or e.g. 1,2")
   args = parser.parse_args(argv)

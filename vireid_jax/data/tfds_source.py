@@ -43,7 +43,7 @@ def prepare_command(layout: str, image_size, data_dir: str, trial: int | None = 
 
 
 def builder_dir(data_dir: str, layout: str, image_size, trial: int | None = None) -> str:
-  """The folder of the prepared dataset at `image_size` (PNG preferred over JPEG)."""
+  """The folder of the prepared dataset at `image_size` (PNG, lossless, over JPEG)."""
   data_dir = os.path.abspath(os.path.expanduser(data_dir))
   base = os.path.join(data_dir, BUILDER_NAMES[layout])
   trial = trial if layout == "regdb" else None
@@ -52,13 +52,14 @@ def builder_dir(data_dir: str, layout: str, image_size, trial: int | None = None
     if os.path.isfile(os.path.join(folder, "dataset_info.json")):
       return folder
   prefix = f"trial{trial}_" if trial is not None else ""
+  names = os.listdir(base) if os.path.isdir(base) else ()
   prepared = sorted(
-      name[len(prefix):] for name in (os.listdir(base) if os.path.isdir(base) else ())
+      name[len(prefix):].rsplit("_", 1)[0] for name in names
       if name.startswith(prefix) and os.path.isfile(os.path.join(base, name, VERSION,
                                                                  "dataset_info.json")))
   what = f"{layout}" + (f" trial {trial}" if trial is not None else "")
   size = f"{image_size[0]}x{image_size[1]}"
-  found = (f" It holds {what} prepared at {', '.join(prepared)} only: set "
+  found = (f" It holds {what} prepared at {', '.join(dict.fromkeys(prepared))} only: set "
            f"--config.data.image_size to one of those, or prepare {size}."
            if prepared else "")
   raise FileNotFoundError(

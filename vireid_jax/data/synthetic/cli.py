@@ -15,7 +15,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                                    description=package.__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--layout", choices=LAYOUTS, required=True)
-  parser.add_argument("--out", required=True, help="a new or empty folder (an existing non-empty one is refused)")
+  parser.add_argument("--out", required=True,
+                      help="a new or empty folder (an existing non-empty one is refused)")
   parser.add_argument("--num_ids", type=int, default=40)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--images_per_cam", type=int, nargs=2, default=None, metavar=("MIN", "MAX"))

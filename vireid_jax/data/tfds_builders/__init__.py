@@ -3,14 +3,15 @@
 Prepare with `python -m vireid_jax.data.prepare_tfds` (see there); train and
 evaluate from the result with `--config.data.source=tfds`. Fully offline.
 
-Each prepared dataset is one builder config per image size (and, for RegDB,
-per trial): `sysu_mm01/288x144`, `regdb/trial1_288x144`, with `_jpeg` appended
-when stored as JPEG. Every image is stored at that size, resized exactly as
-the raw-file path resizes it: training images with the tf.data resize of the
-input pipeline, test images with the PIL resize of the evaluation. Stored as
-PNG (the default), the TFDS path therefore gives the same pixels, batches and
-features as reading the original files; JPEG (quality 95, no chroma
-subsampling) is 2-3x smaller and differs by JPEG's rounding.
+Each prepared dataset is one builder config per image size and encoding
+(and, for RegDB, per trial): `sysu_mm01/288x144_jpeg`, `regdb/trial1_288x144_png`.
+Every image is stored at that size, resized exactly as the raw-file path
+resizes it: training images with the tf.data resize of the input pipeline,
+test images with the PIL resize of the evaluation. JPEG (the default: quality
+95, no chroma subsampling) decodes fast and differs from the files' pixels by
+JPEG's rounding only; PNG is lossless, so the TFDS path gives the very same
+pixels, batches and features as reading the files, but is 2-3x larger and
+slower to decode (BENCHMARKS.md, "Input pipeline").
 
 The builders read through the numpy readers in `vireid_jax.data.sysu` /
 `.regdb`, so the splits, orderings and labels are those of the rest of the
@@ -34,7 +35,8 @@ from vireid_jax.data import images
 from vireid_jax.data.records import MODALITY_NAMES, ImageRecord
 from vireid_jax.data.synthetic import marker as synthetic_marker
 
-ENCODINGS = ("png", "jpeg")
+ENCODINGS = ("png", "jpeg")      # a data_dir holding both: the lossless one is read
+DEFAULT_ENCODING = "jpeg"
 JPEG_QUALITY = 95
 DEFAULT_IMAGE_SIZE = (288, 144)
 VERSION = "2.0.0"
@@ -42,12 +44,13 @@ VERSION = "2.0.0"
 _CHUNK = 256
 
 
-def config_name(image_size: Sequence[int], encoding: str = "png", trial: int | None = None) -> str:
-  """The builder config name of a prepared size: "288x144", "trial1_288x144_jpeg", ..."""
+def config_name(image_size: Sequence[int], encoding: str = DEFAULT_ENCODING,
+                trial: int | None = None) -> str:
+  """The builder config name of a prepared size: "288x144_jpeg", "trial1_288x144_png", ..."""
   if encoding not in ENCODINGS:
     raise ValueError(f"encoding={encoding!r}: use one of {ENCODINGS}.")
   height, width = (int(s) for s in image_size)
-  name = f"{height}x{width}" + ("" if encoding == "png" else f"_{encoding}")
+  name = f"{height}x{width}_{encoding}"
   return name if trial is None else f"trial{int(trial)}_{name}"
 
 
@@ -73,7 +76,8 @@ def encode(pixels: np.ndarray, encoding: str) -> bytes:
   return buf.getvalue()
 
 
-def resized(paths: Sequence[str], image_size: Sequence[int], for_training: bool) -> Iterator[np.ndarray]:
+def resized(paths: Sequence[str], image_size: Sequence[int],
+            for_training: bool) -> Iterator[np.ndarray]:
   """uint8 (H, W, 3) per path, resized as the consumer of that split resizes.
 
   for_training: the input pipeline's TF decode-and-resize (in chunks, in
@@ -83,7 +87,8 @@ def resized(paths: Sequence[str], image_size: Sequence[int], for_training: bool)
     for p in paths:
       yield images.load_image(p, tuple(image_size))
     return
-  from vireid_jax.data import pipeline  # pylint: disable=g-import-not-at-top  # TF, only when preparing
+  # TensorFlow, only when preparing. pylint: disable-next=g-import-not-at-top
+  from vireid_jax.data import pipeline
   for start in range(0, len(paths), _CHUNK):
     yield from pipeline.decode_files(paths[start:start + _CHUNK], image_size)
 

@@ -12,7 +12,8 @@ import functools
 import os
 
 from vireid_jax.data import regdb
-from vireid_jax.data.tfds_builders import (DEFAULT_IMAGE_SIZE, VERSION, config_name,
+from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, VERSION,
+                                           config_name,
                                            describe_download, examples,
                                            quiet_tensorflow, record_features, relative)
 
@@ -26,11 +27,11 @@ tfds.disable_progress_bar()
 class RegdbConfig(tfds.core.BuilderConfig):
   """One trial's split at one prepared image size and encoding."""
   image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
-  encoding: str = "png"      # png | jpeg
+  encoding: str = DEFAULT_ENCODING      # jpeg | png
   trial: int = 1
 
 
-def make_config(trial: int, image_size, encoding: str = "png") -> RegdbConfig:
+def make_config(trial: int, image_size, encoding: str = DEFAULT_ENCODING) -> RegdbConfig:
   return RegdbConfig(name=config_name(image_size, encoding, trial), trial=int(trial),
                      image_size=tuple(int(s) for s in image_size), encoding=encoding,
                      description=f"Split idx/*_{trial}.txt, images resized to "

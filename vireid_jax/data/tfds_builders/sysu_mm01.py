@@ -15,7 +15,8 @@ import os
 
 from vireid_jax.data import sysu
 from vireid_jax.data.records import VISIBLE, ImageRecord
-from vireid_jax.data.tfds_builders import (DEFAULT_IMAGE_SIZE, VERSION, config_name,
+from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, VERSION,
+                                           config_name,
                                            describe_download, examples,
                                            quiet_tensorflow, record_features)
 
@@ -29,10 +30,10 @@ tfds.disable_progress_bar()
 class SysuConfig(tfds.core.BuilderConfig):
   """One prepared image size and encoding."""
   image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
-  encoding: str = "png"      # png | jpeg
+  encoding: str = DEFAULT_ENCODING      # jpeg | png
 
 
-def make_config(image_size, encoding: str = "png") -> SysuConfig:
+def make_config(image_size, encoding: str = DEFAULT_ENCODING) -> SysuConfig:
   return SysuConfig(name=config_name(image_size, encoding),
                     image_size=tuple(int(s) for s in image_size), encoding=encoding,
                     description=f"Images resized to {tuple(image_size)}, stored as {encoding}.")
