@@ -26,6 +26,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.name = "sysu"                 # sysu | regdb | synthetic | fake
   c.data.root = ""
+  c.data.source = "files"              # files (read data.root) | tfds (records prepared once
+                                       # by `python -m vireid_jax.data.prepare_tfds`)
+  c.data.tfds_dir = ""                 # data_dir the TFDS records were prepared into (source=tfds)
   c.data.trial = 1                     # RegDB split 1..10
   c.data.image_size = (288, 144)       # (height, width)
   c.data.pad = 10                      # pad-and-random-crop
@@ -140,6 +143,7 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 CHOICES = {
     "mode": ("train", "eval"),
     "data.name": ("sysu", "regdb", "synthetic", "fake"),
+    "data.source": ("files", "tfds"),
     "data.synthetic_layout": ("sysu", "regdb"),
     "model.depth": (18, 34, 50),
     "model.branch": ("layer4", "head"),
@@ -189,6 +193,9 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
        "give (height, width), two integers >= 32, e.g. --config.data.image_size='(288, 144)'.")
   need(1 <= int(config.data.trial) <= 10, "data.trial", "RegDB trials are 1..10.")
   need(int(config.data.synthetic_num_ids) >= 4, "data.synthetic_num_ids", "use at least 4.")
+  need(config.data.source != "tfds" or config.data.name == "fake" or bool(config.data.tfds_dir),
+       "data.tfds_dir", "data.source=tfds needs the folder the records were prepared into "
+       "with `python -m vireid_jax.data.prepare_tfds` (--config.data.tfds_dir=DIR).")
   p, k = int(config.batch.identities), int(config.batch.instances)
   need(p >= 2, "batch.identities", "use P >= 2 (the triplet loss needs negatives).")
   need(k >= 1, "batch.instances", "use K >= 1.")

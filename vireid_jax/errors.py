@@ -29,5 +29,5 @@ class ConfigError(UserError, ValueError):
     super().__init__("; ".join(self.problems))
 
 
-class DataError(UserError):
-  """A dataset on disk that cannot be used as it is (missing, empty or broken files)."""
+class DataError(UserError, ValueError):
+  """A dataset whose lists or contents cannot be used; the message names the file and the fix."""

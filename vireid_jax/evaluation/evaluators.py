@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from vireid_jax.data import datasets
 from vireid_jax.evaluation import features, rank_lists, suites
 from vireid_jax.models import vireid
 
@@ -50,7 +51,8 @@ def make_test_extractor(config: ml_collections.ConfigDict, model, variables, *, 
       variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   return features.make_extractor(
       make_embed_fn(model, variables, config.eval.dtype), tuple(config.data.image_size),
-      int(batch_size or config.eval.batch_size), flip=bool(config.eval.flip), mesh=mesh)
+      int(batch_size or config.eval.batch_size), flip=bool(config.eval.flip), mesh=mesh,
+      image_source=datasets.test_image_source(config.data))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +88,8 @@ class RetrievalEvaluator:
     if rank_list_queries > 0:
       ranks = rank_lists.build_rank_list(self.suite, self.test_set, self.config.eval, extract,
                                          num_queries=rank_list_queries, k=RANK_LIST_TOP_K)
-      picture = rank_lists.render(ranks, tuple(self.config.data.image_size))
+      picture = rank_lists.render(ranks, tuple(self.config.data.image_size),
+                                  datasets.test_image_source(self.config.data))
     return Evaluation(results, suites.headline_value(self.suite, results), picture)
 
   def scalars(self, evaluation: Evaluation) -> dict[str, float]:

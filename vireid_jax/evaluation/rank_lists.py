@@ -187,10 +187,19 @@ def rank_queries(extract: Callable, queries, gallery, query_index: Sequence[int]
       matches=g_pids[order] == q_pids[query_index][:, None])
 
 
-def render(ranks: RankList, size: tuple[int, int]) -> np.ndarray:
-  """Loads the images of `ranks` at size (height, width) and draws the grid."""
-  queries = images_lib.load_images(list(ranks.query_paths), size)
-  gallery = np.stack([images_lib.load_images(list(row), size) for row in ranks.gallery_paths])
+def render(ranks: RankList, size: tuple[int, int], image_source=None) -> np.ndarray:
+  """Loads the images of `ranks` at size (height, width) and draws the grid.
+
+  `image_source`: None reads the files at the paths; an `EncodedImages`
+  (`datasets.test_image_source`, for data.source=tfds) gives its images of them.
+  """
+  def load(paths):
+    if image_source is None:
+      return images_lib.load_images(list(paths), size)
+    return np.stack([image_source.load(p, size) for p in paths])
+
+  queries = load(ranks.query_paths)
+  gallery = np.stack([load(row) for row in ranks.gallery_paths])
   return draw_rank_grid(queries, gallery, ranks.distances, ranks.matches,
                         query_labels=[f"id {int(p)}" for p in ranks.query_pids])
 

@@ -21,6 +21,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from vireid_jax.data import datasets
 from vireid_jax.evaluation import rank_lists
 from vireid_jax.tools import cli
 from vireid_jax.tools import workdir as workdir_lib
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> str:
   ranks = rank_lists.build_rank_list(
       suite, test_set, run.config.eval, run.extractor(), num_queries=args.num_queries,
       k=args.topk, mode=args.mode, shot=args.shot, trial=args.trial)
-  picture = rank_lists.render(ranks, display_size(run.config.data.image_size, args.height))
+  picture = rank_lists.render(ranks, display_size(run.config.data.image_size, args.height),
+                              datasets.test_image_source(run.config.data))
   out = args.out or os.path.join(run.workdir, "plots", "rank_list.png")
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   Image.fromarray(picture).save(out)

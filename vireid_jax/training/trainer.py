@@ -113,6 +113,7 @@ def plan_run(config: ml_collections.ConfigDict, workdir: str, mesh) -> RunPlan:
     train_set = datasets.load_train_set(config.data, workdir)
     num_classes = train_set.num_classes
     suite, test_set = suites.load(config.data, workdir)
+    datasets.check_test_images(config.data, suite.layout, test_set)
   config_defaults.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
                            num_hosts=jax.process_count())
   pretrained = str(config.model.pretrained)
