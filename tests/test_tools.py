@@ -293,8 +293,9 @@ def test_plot_embeddings_draws_baseline_and_full_model_side_by_side(trained, tmp
   plot_embeddings.main(["--workdir", workdir, "--baseline_workdir", workdir, "--tsne", "off",
                         "--max_images", "16", "--out", out])
   with Image.open(out) as png:
-    # Two columns of 4.6 x 100 px; PCA + two histograms of 3.6 x 100 px, and a 0.5 x 100 px header.
-    assert png.size == (920, 1130)
+    # Two columns of 4.6 x 100 px; PCA + two histograms of 3.6 x 100 px, and a header of
+    # one title line and one legend line (0.25 x 100 px each) + 0.2 x 100 px.
+    assert png.size == (920, 1150)
 
 
 def toy_run(label, offset, ids=range(6), seed=0):
@@ -314,7 +315,7 @@ def test_embedding_figure_explains_itself_and_compares_runs_on_shared_axes():
   legend = [t.get_text() for t in fig.legends[0].get_texts()]
   assert legend[:2] == ["visible image", "infrared image"]
   assert "colour: one person (4 test identities" in legend[2]
-  assert fig._suptitle is not None and fig._suptitle.get_text()     # pylint: disable=protected-access
+  assert fig._suptitle.get_text() == embeddings.TITLE                 # pylint: disable=protected-access
   for ax in axes.flat:
     assert ax.get_xlabel() and ax.get_title()
   assert all(ax.get_ylabel() for ax in axes[:, 0])
@@ -326,6 +327,16 @@ def test_embedding_figure_explains_itself_and_compares_runs_on_shared_axes():
   assert edges[0] == edges[1]
   assert "symmetric KL" in axes[1, 0].get_title() and runs[0].label in axes[1, 0].get_title()
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt.close(fig)
+  # One column: the title wraps and the legend stacks, both inside the figure's width.
+  fig = embeddings.plot_figure(runs[:1], num_ids=4)
+  fig.canvas.draw()
+  box = fig.get_window_extent()
+  for artist in (fig._suptitle, fig.legends[0]):                      # pylint: disable=protected-access
+    extent = artist.get_window_extent()
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1, artist
+  assert fig._suptitle.get_text().replace("\n", " ") == embeddings.TITLE  # pylint: disable=protected-access
+  assert fig.legends[0]._ncols == 1                                   # pylint: disable=protected-access
   plt.close(fig)
 
 

@@ -14,6 +14,7 @@ Pure functions of arrays; matplotlib (Agg, no display) only in `plot_figure`.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -25,7 +26,8 @@ MARKERS = {VISIBLE: "o", INFRARED: "^"}
 MODALITY_LABELS = {VISIBLE: "visible", INFRARED: "infrared"}
 MODALITY_COLOURS = {VISIBLE: "tab:orange", INFRARED: "tab:purple"}
 VAR_FLOOR = 1e-6
-HEADER_INCHES = 0.5          # the figure's title and legend, above the panels
+TITLE = "Test-set embeddings: are visible and infrared images of one person together?"
+LINE_INCHES = 0.25           # one line of the header (title or legend) above the panels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +136,7 @@ def plot_figure(runs: Sequence[Embeddings], num_ids: int = 12, tsne: bool = Fals
   colours and markers are, every axis is labelled, and each row shares its
   axes across the columns, so two runs compare at a glance. Returns a
   matplotlib Figure of (columns * panel width) by (rows * panel height + a
-  header) inches at `dpi`.
+  header of `LINE_INCHES` per line of title and legend, + 0.2) inches at `dpi`.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -149,9 +151,15 @@ def plot_figure(runs: Sequence[Embeddings], num_ids: int = 12, tsne: bool = Fals
   if tsne:
     projections.append(("t-SNE", tsne_2d, "t-SNE axis"))
   rows, cols = len(projections) + 2, len(runs)
-  header = HEADER_INCHES
+  width = panel_size[0] * cols
+  # The header: the title, wrapped to the figure's width, then the legend (one line of
+  # entries beside each other, or one entry per line in a single column).
+  heading = textwrap.fill(TITLE, width=int(width * 72 / ((TITLE_SIZE + 1) * 0.6)))
+  title_lines, legend_lines = heading.count("\n") + 1, (1 if cols > 1 else 3)
+  header = LINE_INCHES * (title_lines + legend_lines) + 0.2
+  total = panel_size[1] * rows + header
   fig, axes = plt.subplots(rows, cols, squeeze=False, dpi=dpi, sharex="row", sharey="row",
-                           figsize=(panel_size[0] * cols, panel_size[1] * rows + header))
+                           figsize=(width, total))
   ids = shared_identities(runs, num_ids)
   stats = [modality_stats(run) for run in runs]
   # One set of bins per histogram row, over every run: bars of equal width compare.
@@ -200,16 +208,16 @@ def plot_figure(runs: Sequence[Embeddings], num_ids: int = 12, tsne: bool = Fals
       ax.xaxis.set_major_locator(MaxNLocator(5))
       ax.legend(fontsize=LEGEND_SIZE, title="modality", title_fontsize=LEGEND_SIZE)
 
-  fig.suptitle("Test-set embeddings: are visible and infrared images of one person together?",
-               fontsize=TITLE_SIZE + 1, y=1.0 - 0.05 / (panel_size[1] * rows + header))
+  # Laid out first, so that the header (placed by hand) does not count twice.
+  fig.tight_layout(rect=(0, 0, 1, 1.0 - header / total))
+  fig.suptitle(heading, fontsize=TITLE_SIZE + 1, y=1.0 - 0.05 / total, va="top")
   handles = [Line2D([], [], marker=MARKERS[m], linestyle="", color="lightgray",
                     markeredgecolor="k", markersize=8, label=f"{MODALITY_LABELS[m]} image")
              for m in (VISIBLE, INFRARED)]
+  same = ", the same people in every column" if cols > 1 else ""
   handles.append(Patch(facecolor="none", edgecolor="none",
-                       label=f"colour: one person ({len(ids)} test identities, the same "
-                             f"{'in every column' if cols > 1 else 'person in every panel'})"))
-  fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=LEGEND_SIZE + 1,
-             frameon=False, handletextpad=0.3, columnspacing=1.2,
-             bbox_to_anchor=(0.5, 1.0 - 0.3 / (panel_size[1] * rows + header)))
-  fig.tight_layout(rect=(0, 0, 1, 1.0 - header / (panel_size[1] * rows + header)))
+                       label=f"colour: one person ({len(ids)} test identities{same})"))
+  fig.legend(handles=handles, loc="upper center", ncol=len(handles) if cols > 1 else 1,
+             fontsize=LEGEND_SIZE + 1, frameon=False, handletextpad=0.3, columnspacing=1.2,
+             labelspacing=0.3, bbox_to_anchor=(0.5, 1.0 - (0.1 + LINE_INCHES * title_lines) / total))
   return fig
