@@ -50,23 +50,45 @@ def test_rank_grid_has_the_exact_size_and_green_red_frames_where_identities_matc
   matches = np.array([[True, False, True], [False, False, True]])
   grid = rank_lists.draw_rank_grid(queries, gallery, np.full((2, k), 0.5), matches,
                                    query_labels=["id 1", "id 2"])
-  # 4 + 2 * (20 + 6 + 24 + 4) by 4 + 16 + 12 + 3 * (16 + 4), from the layout constants.
-  assert grid.shape == (112, 92, 3) == rank_lists.grid_size(2, k, h, w) + (3,)
+  # Cells 4 + 16 + 12 + 3 * (16 + 4) = 92 px wide, narrower than the widest legend entry
+  # (the 204-px caption note + 2 * 4): 212 wide. Legend: one entry per line at that
+  # width, 4 * 13 + 4 = 56 px; then 4 + 2 * (20 + 6 + 24 + 4) for the rows.
+  assert grid.shape == (56 + 112, 212, 3) == rank_lists.grid_size(2, k, h, w) + (3,)
   assert grid.dtype == np.uint8
   for row in range(2):
-    y, x = rank_lists.cell_origin(row, 0, h, w)
+    y, x = rank_lists.cell_origin(row, 0, h, w, k)
     assert tuple(grid[y, x]) == rank_lists.QUERY
     assert tuple(grid[y + rank_lists.BORDER + 5, x + rank_lists.BORDER + 5]) == (90, 90, 90)
     for r in range(k):
-      y, x = rank_lists.cell_origin(row, r + 1, h, w)
+      y, x = rank_lists.cell_origin(row, r + 1, h, w, k)
       want = rank_lists.CORRECT if matches[row, r] else rank_lists.WRONG
       # All four sides of the frame, and the image inside it.
       for yy, xx in ((y, x), (y + h + 5, x + w + 5), (y + 10, x + 1), (y + 1, x + w + 4)):
         assert tuple(grid[yy, xx]) == want, (row, r, yy, xx)
       assert tuple(grid[y + 3 + h // 2, x + 3 + w // 2]) == (160, 160, 160)
   # Captions are drawn (black text somewhere under the first gallery cell).
-  y, x = rank_lists.cell_origin(0, 1, h, w)
+  y, x = rank_lists.cell_origin(0, 1, h, w, k)
   assert (grid[y + h + 6:y + h + 6 + rank_lists.CAPTION, x:x + w + 6] == 0).any()
+
+
+def test_rank_grid_legend_names_each_frame_colour_above_the_rows():
+  h, w, k = 96, 48, 8
+  grid = rank_lists.draw_rank_grid(np.full((1, h, w, 3), 90, np.uint8),
+                                   np.full((1, k, h, w, 3), 160, np.uint8), np.zeros((1, k)),
+                                   np.zeros((1, k), bool))
+  width = grid.shape[1]
+  assert width == rank_lists.grid_size(1, k, h, w)[1] == 534       # the cells set the width
+  lines = rank_lists.legend_lines(width - 2 * rank_lists.GAP)
+  # The three frame colours fit on the first line, the caption note goes to the second.
+  assert [[t for _, t in line] for line in lines] == [
+      ["infrared query", "same person", "another person"], ["under each: rank, feature distance"]]
+  legend = grid[:rank_lists.cell_origin(0, 0, h, w, k)[0]]
+  swatches = [tuple(legend[rank_lists.GAP, x]) for x in range(width)]
+  for colour in (rank_lists.QUERY, rank_lists.CORRECT, rank_lists.WRONG):
+    assert colour in swatches, colour                             # each swatch's top edge
+  assert (legend[rank_lists.GAP:, :, :] == 0).all(axis=-1).any()  # and black text
+  # Narrower than the widest entry: one entry per line, every entry on the canvas.
+  assert len(rank_lists.legend_lines(50)) == len(rank_lists.LEGEND)
 
 
 def test_rank_grid_refuses_mismatched_shapes():
@@ -228,7 +250,7 @@ def test_visualize_ranks_draws_frames_that_match_the_identities(trained, tmp_pat
       assert "/cam3/" not in g["path"] and "/cam6/" not in g["path"]  # visible gallery
       correct = pid_of(g["path"]) == pid_of(row["query"])
       assert g["match"] == correct
-      y, x = rank_lists.cell_origin(q, r + 1, H, W)
+      y, x = rank_lists.cell_origin(q, r + 1, H, W, 4)
       assert tuple(grid[y, x]) == (rank_lists.CORRECT if correct else rank_lists.WRONG)
     distances = [g["distance"] for g in row["gallery"]]
     assert distances == sorted(distances) and 0.0 <= distances[0] <= 2.0
@@ -271,8 +293,93 @@ def test_plot_embeddings_draws_baseline_and_full_model_side_by_side(trained, tmp
   plot_embeddings.main(["--workdir", workdir, "--baseline_workdir", workdir, "--tsne", "off",
                         "--max_images", "16", "--out", out])
   with Image.open(out) as png:
-    # Two columns of 4 x 80 px; PCA + two histograms, 3.25 x 80 px each.
-    assert png.size == (640, 780)
+    # Two columns of 4.6 x 100 px; PCA + two histograms of 3.6 x 100 px, and a header of
+    # one title line and one legend line (0.25 x 100 px each) + 0.2 x 100 px.
+    assert png.size == (920, 1150)
+
+
+def toy_run(label, offset, ids=range(6), seed=0):
+  """Embeddings of 4 visible + 4 infrared images per id; infrared shifted by `offset`."""
+  rng = np.random.default_rng(seed)
+  pids = np.repeat(np.array(list(ids)), 8)
+  modalities = np.tile(np.repeat([0, 1], 4), len(ids))
+  feats = rng.normal(size=(len(ids), 16))[np.searchsorted(np.unique(pids), pids)]
+  feats = feats + offset * modalities[:, None] + 0.3 * rng.normal(size=feats.shape)
+  return embeddings.Embeddings(label, feats.astype(np.float32), pids, modalities)
+
+
+def test_embedding_figure_explains_itself_and_compares_runs_on_shared_axes():
+  runs = [toy_run("baseline", 1.0), toy_run("full model", 0.1, seed=1)]
+  fig = embeddings.plot_figure(runs, num_ids=4)
+  axes = np.array(fig.axes).reshape(3, 2)
+  legend = [t.get_text() for t in fig.legends[0].get_texts()]
+  assert legend[:2] == ["visible image", "infrared image"]
+  assert "colour: one person (4 test identities" in legend[2]
+  assert fig._suptitle.get_text() == embeddings.TITLE                 # pylint: disable=protected-access
+  for ax in axes.flat:
+    assert ax.get_xlabel() and ax.get_title()
+  assert all(ax.get_ylabel() for ax in axes[:, 0])
+  for row in axes:                     # each row shares its axes across the two runs
+    assert row[0].get_shared_x_axes().joined(row[0], row[1])
+    assert row[0].get_shared_y_axes().joined(row[0], row[1])
+  # The histograms of both runs use the same bins, and the titles carry each run's KL.
+  edges = [sorted({p.get_x() for p in ax.patches}) for ax in axes[1]]
+  assert edges[0] == edges[1]
+  assert "symmetric KL" in axes[1, 0].get_title() and runs[0].label in axes[1, 0].get_title()
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt.close(fig)
+  # One column: the title wraps and the legend stacks, both inside the figure's width.
+  fig = embeddings.plot_figure(runs[:1], num_ids=4)
+  fig.canvas.draw()
+  box = fig.get_window_extent()
+  for artist in (fig._suptitle, fig.legends[0]):                      # pylint: disable=protected-access
+    extent = artist.get_window_extent()
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1, artist
+  assert fig._suptitle.get_text().replace("\n", " ") == embeddings.TITLE  # pylint: disable=protected-access
+  assert fig.legends[0]._ncols == 1                                   # pylint: disable=protected-access
+  plt.close(fig)
+
+
+def test_shared_identities_are_the_same_people_in_every_run():
+  a = toy_run("a", 0.0, ids=range(10))
+  b = toy_run("b", 0.0, ids=range(3, 13))
+  ids = embeddings.shared_identities([a, b], 4)
+  assert len(ids) == 4 and set(ids) <= set(range(3, 10)) and ids[0] == 3 and ids[-1] == 9
+  # An id seen in one modality only is never chosen.
+  c = embeddings.Embeddings("c", a.features, a.pids, np.where(a.pids == 0, 0, a.modalities))
+  assert 0 not in embeddings.shared_identities([c], 10)
+
+
+def write_config(workdir, **data):
+  c = config_defaults.base_config()
+  for key, value in data.items():
+    c.data[key] = value
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w") as f:
+    f.write(c.to_json_best_effort())
+  return str(workdir)
+
+
+def test_plot_embeddings_refuses_runs_of_different_datasets_before_any_work(tmp_path, capsys):
+  demo = write_config(tmp_path / "demo", name="synthetic", synthetic_num_ids=40)
+  other_demo = write_config(tmp_path / "demo2", name="synthetic", synthetic_num_ids=40)
+  bigger = write_config(tmp_path / "big", name="synthetic", synthetic_num_ids=100)
+  sysu = write_config(tmp_path / "sysu", name="sysu", root=str(tmp_path / "SYSU"))
+  # Two demo workdirs each generated the same synthetic data: nothing to refuse.
+  plot_embeddings.check_same_data(demo, other_demo, allow_different=False)
+  for baseline in (bigger, sysu):
+    with pytest.raises(workdir_lib.UsageError, match="different data.*--allow_different_data"):
+      plot_embeddings.check_same_data(demo, baseline, allow_different=False)
+  # The command line stops there with the message (no checkpoint is ever opened).
+  status = workdir_lib.run_cli(plot_embeddings.main, ["--workdir", demo, "--baseline_workdir", sysu])
+  assert status == 1 and "sysu at " in capsys.readouterr().err
+  plot_embeddings.check_same_data(demo, sysu, allow_different=True)
+  assert "warning: the two runs were trained on different data" in capsys.readouterr().err
+  # RegDB: another trial split is another test set.
+  t1 = write_config(tmp_path / "r1", name="regdb", root="/data/RegDB", trial=1)
+  t2 = write_config(tmp_path / "r2", name="regdb", root="/data/RegDB", trial=2)
+  with pytest.raises(workdir_lib.UsageError, match="trial 2"):
+    plot_embeddings.check_same_data(t1, t2, allow_different=False)
 
 
 def test_eval_with_other_settings_writes_its_own_results_file(trained):

@@ -1,4 +1,4 @@
-"""The full set of config keys, with the defaults of METHOD.md section 5.
+"""The full set of config keys and their defaults (docs/method.md says what each selects).
 
 Every file in configs/ starts from `base_config()` and overrides what differs,
 so every config has every key and `--config.key=value` on an unknown key fails
@@ -126,7 +126,7 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.steps_per_epoch = 20
   c.log_every_steps = 20
   # No ImageNet weights: the backbone learns from scratch, where Adam beats SGD
-  # in a 300-step budget (benchmarks/demo_sweep.py, BENCHMARKS.md).
+  # within 300 steps (benchmarks/demo_sweep.py; BENCHMARKS.md, "CPU demo settings").
   c.optim.name = "adam"
   c.optim.lr_pretrained = 1e-3
   c.optim.lr_new = 1e-3

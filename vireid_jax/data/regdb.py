@@ -1,6 +1,6 @@
 """RegDB on disk -> records. Plain numpy/stdlib: runs where TensorFlow is absent.
 
-Layout (METHOD.md section 1):
+Layout (docs/method.md, "Datasets on disk"):
 
     ROOT/Visible/<id>/*.bmp   ROOT/Thermal/<id>/*.bmp
     ROOT/idx/{train,test}_{visible,thermal}_{t}.txt, t = 1..10,

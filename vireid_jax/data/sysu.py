@@ -1,6 +1,6 @@
 """SYSU-MM01 on disk -> records. Plain numpy/stdlib: runs where TensorFlow is absent.
 
-Layout (METHOD.md section 1):
+Layout (docs/method.md, "Datasets on disk"):
 
     ROOT/cam1 .. cam6/PPPP/NNNN.jpg    RGB cameras 1, 2, 4, 5; IR cameras 3, 6
     ROOT/exp/train_id.txt, val_id.txt, test_id.txt   one line of comma-separated ids

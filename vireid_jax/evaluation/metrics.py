@@ -5,7 +5,7 @@
 per-query python loop: the 40 evaluations of the full SYSU-MM01 protocol (4
 settings x 10 trials) cost ~1.8 CPU-seconds instead of ~7 minutes (BENCHMARKS.md).
 
-Definitions (METHOD.md section 3), for one query, over the gallery ranked by
+Definitions (docs/method.md, "Evaluation protocols"), for one query, over the gallery ranked by
 ascending distance with a stable sort (ties keep gallery order):
   * SYSU camera rule: a query from camera 3 ignores every camera-2 image.
   * CMC: the query is "found at rank r" when its identity is the r-th distinct

@@ -1,6 +1,6 @@
 """The SYSU-MM01 and RegDB test protocols: gallery draws, trials and averaging.
 
-SYSU-MM01 (METHOD.md section 3): infrared queries (cams 3, 6) against a visible
+SYSU-MM01 (docs/method.md, "Evaluation protocols"): infrared queries (cams 3, 6) against a visible
 gallery drawn per trial, in all-search (cams 1, 2, 4, 5) or indoor-search
 (cams 1, 2), single-shot (1 image per person and camera) or multi-shot (10).
 Two gallery draw rules are offered:

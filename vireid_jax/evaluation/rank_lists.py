@@ -33,6 +33,12 @@ GAP = 4             # space between cells and around the grid
 QUERY_GAP = 12      # extra space between the query column and the gallery
 LINE_HEIGHT = 11    # the PIL bitmap font
 CAPTION = 2 * LINE_HEIGHT + 2   # two caption lines under every cell
+# The legend above the grid: a framed swatch per frame colour, then a note on the captions.
+LEGEND = ((QUERY, "infrared query"), (CORRECT, "same person"), (WRONG, "another person"),
+          (None, "under each: rank, feature distance"))
+SWATCH = (16, LINE_HEIGHT)      # (width, height) of a legend swatch
+SWATCH_GAP = 4                  # between a swatch and its text
+LEGEND_SPACING = 12             # between legend entries on one line
 
 
 def top_k(distances: np.ndarray, k: int, excluded: np.ndarray | None = None
@@ -66,24 +72,60 @@ def top_k(distances: np.ndarray, k: int, excluded: np.ndarray | None = None
   return order, np.take_along_axis(d, order, axis=1)
 
 
+def _font():
+  return ImageFont.load_default_imagefont()
+
+
+def _legend_width(colour, text: str) -> int:
+  return (SWATCH[0] + SWATCH_GAP if colour else 0) + int(_font().getlength(text))
+
+
+def legend_lines(width: int) -> list[list[tuple]]:
+  """LEGEND's entries on lines of at most `width` pixels (one entry per line at least)."""
+  lines, used = [[]], 0
+  for colour, text in LEGEND:
+    w = _legend_width(colour, text)
+    if lines[-1] and used + LEGEND_SPACING + w > width:
+      lines.append([])
+      used = 0
+    used += (LEGEND_SPACING if lines[-1] else 0) + w
+    lines[-1].append((colour, text))
+  return lines
+
+
+def _cells_width(k: int, width: int) -> int:
+  return GAP + width + 2 * BORDER + QUERY_GAP + k * (width + 2 * BORDER + GAP)
+
+
+def _legend_height(k: int, width: int) -> int:
+  return len(legend_lines(_cells_width(k, width) - 2 * GAP)) * (LINE_HEIGHT + 2) + GAP
+
+
 def grid_size(num_queries: int, k: int, height: int, width: int) -> tuple[int, int]:
-  """(height, width) in pixels of `draw_rank_grid`'s picture."""
-  cell_w, row_h = width + 2 * BORDER, height + 2 * BORDER + CAPTION
-  return (GAP + num_queries * (row_h + GAP),
-          GAP + cell_w + QUERY_GAP + k * (cell_w + GAP))
+  """(height, width) in pixels of `draw_rank_grid`'s picture: legend, then the rows.
+
+  As wide as the cells, or as the widest legend entry when the cells are narrower.
+  """
+  row_h = height + 2 * BORDER + CAPTION
+  widest = max(_legend_width(c, t) for c, t in LEGEND) + 2 * GAP
+  return (GAP + _legend_height(k, width) + num_queries * (row_h + GAP),
+          max(_cells_width(k, width), widest))
 
 
-def cell_origin(row: int, col: int, height: int, width: int) -> tuple[int, int]:
-  """(y, x) of the outer top-left frame pixel of a cell; col 0 is the query, 1..k the ranks."""
+def cell_origin(row: int, col: int, height: int, width: int, k: int) -> tuple[int, int]:
+  """(y, x) of the outer top-left frame pixel of a cell; col 0 is the query, 1..k the ranks.
+
+  `k` (the gallery columns) sets the picture's width, hence the legend's height.
+  """
   cell_w, row_h = width + 2 * BORDER, height + 2 * BORDER + CAPTION
   x = GAP if col == 0 else GAP + cell_w + QUERY_GAP + (col - 1) * (cell_w + GAP)
-  return GAP + row * (row_h + GAP), x
+  return GAP + _legend_height(k, width) + row * (row_h + GAP), x
 
 
 def draw_rank_grid(queries: np.ndarray, gallery: np.ndarray, distances: np.ndarray,
                    matches: np.ndarray, query_labels: Sequence[str] | None = None
                    ) -> np.ndarray:
-  """One row per query: the query (blue frame) then its ranked gallery images.
+  """A legend, then one row per query: the query (blue frame) then its ranked gallery images.
 
   Args:
     queries: uint8 (Q, H, W, 3).
@@ -109,10 +151,21 @@ def draw_rank_grid(queries: np.ndarray, gallery: np.ndarray, distances: np.ndarr
                      f"({num_q}, {k}).")
   canvas = Image.new("RGB", grid_size(num_q, k, height, width)[::-1], BACKGROUND)
   draw = ImageDraw.Draw(canvas)
-  font = ImageFont.load_default_imagefont()
+  font = _font()
+
+  y = GAP
+  for line in legend_lines(_cells_width(k, width) - 2 * GAP):
+    x = GAP
+    for colour, text in line:
+      if colour:
+        draw.rectangle([x, y, x + SWATCH[0] - 1, y + SWATCH[1] - 1], outline=colour, width=BORDER)
+        x += SWATCH[0] + SWATCH_GAP
+      draw.text((x, y), text, fill=TEXT, font=font)
+      x += int(font.getlength(text)) + LEGEND_SPACING
+    y += LINE_HEIGHT + 2
 
   def cell(row, col, image, colour, lines):
-    y, x = cell_origin(row, col, height, width)
+    y, x = cell_origin(row, col, height, width, k)
     draw.rectangle([x, y, x + width + 2 * BORDER - 1, y + height + 2 * BORDER - 1], fill=colour)
     canvas.paste(Image.fromarray(image), (x + BORDER, y + BORDER))
     for i, line in enumerate(lines):
