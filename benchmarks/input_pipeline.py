@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from vireid_jax.config_defaults import base_config
-from vireid_jax.data import datasets, pipeline, prepare_tfds
+from vireid_jax.data import datasets, pipeline, prepare_tfds, tensorflow_setup
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
@@ -115,7 +115,7 @@ def main() -> None:
 
   cfg = base_config()          # default augmentations: pad 10, flip, erasing, channel
   cfg.data.image_size = size
-  pipeline.import_tf()
+  tensorflow_setup.import_tf()
   with tempfile.TemporaryDirectory() as tmp:
     root, tfds_dir = os.path.join(tmp, "jpegs"), os.path.join(tmp, "tfds")
     write_images(root, args.num_images, source, args.num_ids)

@@ -40,8 +40,6 @@ train step never need it.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -50,6 +48,7 @@ from absl import logging
 from vireid_jax.data.images import IMAGENET_MEAN, BadImageError
 from vireid_jax.data.records import TrainSet
 from vireid_jax.data.sampler import PairedIdentitySampler
+from vireid_jax.data.tensorflow_setup import import_tf
 
 ERASE_FILL = tuple(int(v) for v in np.round(IMAGENET_MEAN))   # (124, 116, 104)
 ERASE_AREA = (0.02, 0.4)
@@ -68,19 +67,6 @@ _AUGMENT_STREAM = 0xA06E27
 
 _HOW_TO_FIX = ("The file is empty, truncated or not an image: re-copy it from the "
                "dataset archive, or delete it and run `python -m vireid_jax.data.check`.")
-
-
-@functools.lru_cache(maxsize=None)
-def import_tf():
-  """Imports TensorFlow quietly, on the CPU only (JAX owns the accelerators)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:   # devices already initialised: they were hidden before
-    pass
-  return tf
 
 
 @dataclasses.dataclass(frozen=True)
