@@ -122,11 +122,11 @@ def main(argv) -> None:
   parallel.maybe_initialize_distributed()
   try:
     config = _CONFIG.value
-    config_defaults.validate(config)
-    if config.mode == "train":
-      status = trainer.train_and_evaluate(config, _WORKDIR.value)
-    else:
+    if config.mode == "eval":     # the run's own config.json plus the overrides, checked there
       status = trainer.evaluate_run(config, _WORKDIR.value, override_keys(sys.argv))
+    else:
+      config_defaults.validate(config)
+      status = trainer.train_and_evaluate(config, _WORKDIR.value)
   except ConfigError as e:
     exit_with(e.problems, e.exit_status)
   except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
