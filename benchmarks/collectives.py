@@ -6,7 +6,7 @@
   # on a multi-GPU machine, the executable that actually runs there:
   python3 -m benchmarks.collectives --config=configs/sysu.py --batch=512
 
-Compiles the real step (`trainer.make_jitted_step`, as benchmarks/step_speed.py
+Compiles the real step (`setup.make_jitted_step`, as benchmarks/step_speed.py
 does) for all visible devices and reads the optimised HLO: every all-reduce,
 reduce-scatter, all-gather, all-to-all and collective-permute, with the bytes
 each moves per device, grouped into "large" (gradient buckets, >= 1 MiB) and

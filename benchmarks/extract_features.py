@@ -2,7 +2,7 @@
 
   python -m benchmarks.extract_features --config=configs/sysu.py --batch=128 --batch=256
 
-The function is `evaluation.runner.make_embed_fn` (the one the evaluation and
+The function is `evaluation.evaluators.make_embed_fn` (the one the evaluation and
 `tools/extract` use: modality stem + shared trunk + pooling + BNNeck, then L2
 normalisation), jitted for a fixed batch of device-resident float32 images,
 with random parameters (speed does not depend on their values). Image
@@ -22,17 +22,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from vireid_jax.evaluation import runner
+from vireid_jax.evaluation import evaluators
 from vireid_jax.models import vireid
-from vireid_jax.training import trainer
+from vireid_jax.training import setup
 
 
 def time_extraction(config, batch: int, flip: bool, repeats: int) -> float:
   """Images/s of the jitted embedding of `batch` images (median of `repeats` runs of 10 calls)."""
   size = tuple(config.data.image_size)
-  model = trainer.build_model(config, common.NUM_CLASSES)
+  model = setup.build_model(config, common.NUM_CLASSES)
   variables = vireid.init_variables(model, jax.random.key(0), size, batch=2)
-  embed = runner.make_embed_fn(model, variables, config.eval.dtype)
+  embed = evaluators.make_embed_fn(model, variables, config.eval.dtype)
 
   @jax.jit
   def run(x):

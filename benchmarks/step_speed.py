@@ -3,7 +3,7 @@
   python -m benchmarks.step_speed --config=configs/agw_baseline.py \
       --batch=64 --batch=128 --steps=30 --warmup=5 --out=bench_out/jax_agw.json
 
-The step is `trainer.make_jitted_step` (sharded, state-donating), compiled
+The step is `setup.make_jitted_step` (sharded, state-donating), compiled
 ahead of time once per batch size so that compilation stays out of the timings
 and the FLOP count comes from the very step that is timed. Batches are random
 uint8 images generated on the device with the sampler's label layout (P
@@ -32,7 +32,7 @@ import numpy as np
 from benchmarks import common
 from benchmarks.model_flops import jaxpr_flops
 from vireid_jax import config_defaults
-from vireid_jax.training import parallel, trainer
+from vireid_jax.training import parallel, setup
 from vireid_jax.training import train_step as train_step_lib
 
 STEPS_PER_EPOCH = 1000    # only feeds the LR schedule; no effect on speed
@@ -119,7 +119,7 @@ class PreparedStep:
 
   def state(self):
     """A fresh train state (the step donates its input state, so each run needs its own)."""
-    return trainer.initial_train_state(self.config, self.variables, self.tx, self.mesh)
+    return setup.initial_train_state(self.config, self.variables, self.tx, self.mesh)
 
   def batches(self, batch: int, num_classes: int, image_size, seed: int, count: int = 2):
     p, k = common.batch_layout(batch)
@@ -134,11 +134,11 @@ def prepare_step(config, num_classes: int, seed: int, model=None) -> PreparedSte
   """Initialises `model` (default: the config's) and builds the trainer's jitted step for it."""
   mesh = parallel.make_mesh()
   config_defaults.validate(config, num_classes=num_classes, num_devices=mesh.size)
-  model = model if model is not None else trainer.build_model(config, num_classes)
-  variables = trainer.init_variables(config, model, mesh, jax.random.key(seed))
+  model = model if model is not None else setup.build_model(config, num_classes)
+  variables = setup.init_variables(config, model, mesh, jax.random.key(seed))
   jax.block_until_ready(variables)
-  tx = trainer.build_optimizer(config, variables["params"], STEPS_PER_EPOCH)
-  step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
+  tx = setup.build_optimizer(config, variables["params"], STEPS_PER_EPOCH)
+  step_fn = setup.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
   return PreparedStep(config, mesh, model, variables, tx, step_fn)
 
 
@@ -149,13 +149,13 @@ def count_jax_flops(args, config) -> dict:
   seconds on a CPU.
   """
   mesh = parallel.make_mesh()
-  model = trainer.build_model(config, args.num_classes)
+  model = setup.build_model(config, args.num_classes)
   report = {"framework": "jax", "mode": "flops_only", "config": args.config,
             "overrides": args.config_overrides, "model": model_name(config),
             "image_size": list(args.image_size), "depth": args.depth, "results": []}
-  state = trainer.abstract_train_state(config, model, STEPS_PER_EPOCH, mesh)
-  tx = trainer.build_optimizer(config, state.params, STEPS_PER_EPOCH)
-  step_fn = trainer.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
+  state = setup.abstract_train_state(config, model, STEPS_PER_EPOCH, mesh)
+  tx = setup.build_optimizer(config, state.params, STEPS_PER_EPOCH)
+  step_fn = setup.make_jitted_step(model, tx, config, mesh, STEPS_PER_EPOCH)
   for b in sorted(set(args.batch or [64])):
     p, k = common.batch_layout(b)
     batch = jax.eval_shape(lambda: device_batches(mesh, p, k, args.image_size, args.num_classes,

@@ -22,7 +22,7 @@ from typing import Any
 import jax
 
 from benchmarks import common
-from vireid_jax.training import trainer
+from vireid_jax.training import setup
 
 SAVED_BY_POLICY = {
     "conv": ("conv_general_dilated", "dot_general", "reduce_sum", "reduce_max"),
@@ -41,7 +41,7 @@ class Variant:
     return common.set_keys(config, self.config)
 
   def model(self, config, num_classes: int):
-    model = trainer.build_model(config, num_classes)
+    model = setup.build_model(config, num_classes)
     return RematModel(model, self.remat) if self.remat else model
 
   def describe(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The AGW cross-modality baseline (two-stream stems, shared layer1-4, GeM, WRT + CE).
 
 For comparison with its published numbers (SYSU all-search 47.50 / 47.65 / 35.30).
-The AGW README's non-local blocks are not included (METHOD.md section 5).
+The AGW code's non-local blocks are not included (docs/method.md, "Network").
 """
 
 from vireid_jax import config_defaults

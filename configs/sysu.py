@@ -1,4 +1,4 @@
-"""SYSU-MM01, the full method (METHOD.md section 5).
+"""SYSU-MM01, the full method (docs/method.md).
 
 python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \
     --config.data.root=/data/SYSU-MM01 --config.model.pretrained=/weights/resnet50.npz

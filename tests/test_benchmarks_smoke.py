@@ -231,26 +231,6 @@ def test_collectives_parser_counts_ops_and_bytes():
   assert "| all-reduce | 3 | 2.00 | 1 | 2.00 |" in table
 
 
-def test_demo_sweep_numpy_batches_follow_the_sampler(tiny_sysu_root):
-  """The GPU sweep's TF-free input: the sampler's rows, uint8 images of the config's size."""
-  from benchmarks import demo_sweep as sweep  # pylint: disable=g-import-not-at-top
-  from vireid_jax import config_defaults  # pylint: disable=g-import-not-at-top
-  from vireid_jax.data import sysu  # pylint: disable=g-import-not-at-top
-  from vireid_jax.data.sampler import PairedIdentitySampler  # pylint: disable=g-import-not-at-top
-  c = config_defaults.synthetic_demo(config_defaults.base_config())
-  c.batch.identities, c.batch.instances = 4, 2
-  train_set = sysu.load_train(tiny_sysu_root)
-  it = sweep.numpy_train_iterator(train_set, c.data, c.batch, seed=3, start_step=5)
-  batch = next(it)
-  _, _, labels = PairedIdentitySampler(train_set, 4, 2, 3).indices(5)
-  for key in ("visible", "infrared"):
-    assert batch[key].shape == (8,) + tuple(c.data.image_size) + (3,)
-    assert batch[key].dtype == np.uint8
-  np.testing.assert_array_equal(batch["visible_labels"], labels)
-  np.testing.assert_array_equal(batch["infrared_labels"], labels)
-  assert not np.array_equal(batch["visible"], next(it)["visible"])
-
-
 def test_step_ab_times_variants_side_by_side(tmp_path):
   """base, its noise-floor twin and a rematerialised variant: same loss, one row each."""
   report, stdout = _run("step_ab", ["--config=configs/agw_baseline.py", *TINY, "--steps=1",

@@ -4,5 +4,5 @@
   triplet.batch_hard_triplet        batch-hard triplet with margin (AGW `TripletLoss`)
   triplet.weighted_regularized_triplet  AGW's `TripletLoss_WRT`
   distribution.distribution_consistency  cross-modality Gaussian divergence (sym-KL | W2)
-  objective.total_loss              the weighted sum of METHOD.md section 5
+  objective.total_loss              their weighted sum (docs/method.md, "Losses")
 """

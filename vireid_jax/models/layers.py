@@ -160,7 +160,7 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -
   flax's pool, whose gradient (XLA's select-and-scatter) sends each window's
   gradient to its first maximum in row-major order, as torch does at ties. Two
   hand-written elementwise backward passes were timed against it on an H200
-  and were no faster (BENCHMARKS.md, "Session 4"), so the plain op stays.
+  and were no faster (CHANGELOG.md, 2026-11-30), so the plain op stays.
   """
   _, h, w, _ = x.shape
   if h + 2 * padding < window or w + 2 * padding < window:

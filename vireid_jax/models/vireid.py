@@ -1,6 +1,6 @@
 """The two-modality ReID network: modality stems, shared trunk, shared head, intra-modality branches.
 
-METHOD.md section 5. Both modalities go through one call so that the shared
+docs/method.md, "Network". Both modalities go through one call so that the shared
 layers' BatchNorm sees the whole (visible + infrared) batch, as in the AGW
 two-stream baseline:
 
