@@ -64,7 +64,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.sync_batchnorm = True
   # BatchNorm + residual + ReLU in training as one op with a hand-written backward pass
   # (models/fused_batchnorm.py): "" = plain autodiff, "xla" = its reductions as XLA fusions,
-  # "pallas" = as Pallas kernels on one GPU ("xla" elsewhere). Same numbers up to rounding.
+  # "pallas" = as Pallas kernels on one GPU ("xla" elsewhere). Same numbers up to rounding;
+  # slower than plain autodiff on an H200 today (BENCHMARKS.md), hence off.
   c.model.fused_bn = ""
 
   c.loss = ml_collections.ConfigDict()
