@@ -126,7 +126,6 @@ class PreparedStep:
     self.config.batch.identities, self.config.batch.instances = p, k
     config_defaults.validate(self.config, num_classes=num_classes,
                              num_devices=self.mesh.size)
-    parallel.check_divisible(p * k)
     return device_batches(self.mesh, p, k, image_size, num_classes, seed, count)
 
 
