@@ -1,7 +1,7 @@
 """The same training step in PyTorch, timed the same way, for a like-for-like speed comparison.
 
-  python benchmarks/torch_reference.py --mode=eager --batch=64 --out=bench_out/torch_eager.json
-  python benchmarks/torch_reference.py --mode=compile --batch=64 --out=bench_out/torch_compile.json
+  python -m benchmarks.torch_reference --mode=eager --batch=64 --out=bench_out/torch_eager.json
+  python -m benchmarks.torch_reference --mode=compile --batch=64 --out=bench_out/torch_compile.json
 
 Our own code, written for this comparison. `--model=agw` is the AGW
 cross-modality baseline as `configs/agw_baseline.py` builds it in JAX:
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata as md
-import os
 import platform
 import sys
 import time
@@ -38,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common as bench
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -447,16 +445,11 @@ def torch_matmul_peak(n: int, device, seed: int = 0) -> dict[str, float]:
   return bench.matmul_peak(lambda: a @ b, sync, 2.0 * n ** 3)
 
 
-def model_settings(args) -> dict:
-  """Model and loss weights: from --config when given (needs ml_collections), else --model."""
+def model_settings(args, config) -> dict:
+  """Model and loss weights: from --config when given, else --model."""
   settings = {"model": args.model or "agw", "w_intra": 0.5, "w_dist": 0.1,
               "non_local": True, "non_local_inner": 1}
-  if args.config:
-    try:
-      config = bench.load_config(args.config)
-    except ImportError as e:
-      raise SystemExit(f"--config={args.config} needs the vireid_jax config deps ({e}); "
-                       "pass --model=agw|full instead.") from e
+  if config is not None:
     if not args.model:
       settings["model"] = "full" if config.model.intra_branches else "agw"
     settings["w_intra"] = float(config.loss.w_intra)
@@ -471,7 +464,7 @@ def model_settings(args) -> dict:
   return settings
 
 
-def run_torch(args) -> dict:
+def run_torch(args, config=None) -> dict:
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   torch.manual_seed(args.seed)
   if device.type == "cuda":
@@ -480,7 +473,7 @@ def run_torch(args) -> dict:
       # XLA's GPU default for float32 convolutions and matmuls is TF32 too.
       torch.backends.cuda.matmul.allow_tf32 = True
       torch.backends.cudnn.allow_tf32 = True
-  settings = model_settings(args)
+  settings = model_settings(args, config)
   batches = sorted(set(args.batch or [64]))
   layouts = {b: bench.batch_layout(b) for b in batches}
   amp = args.dtype == "bfloat16"
@@ -576,13 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap.add_argument("--resnet", default="auto", choices=("auto", "torchvision", "builtin"))
   ap.add_argument("--no_count_flops", dest="count_flops", action="store_false",
                   help="skip the one extra eager step that counts FLOPs")
-  args = ap.parse_args(argv)
-  try:
-    for b in args.batch or [64]:
-      bench.batch_layout(b)
-  except ValueError as e:
-    ap.error(str(e))
-  run_torch(args)
+  args, config = bench.parse_args(ap, argv)
+  bench.check_batches(ap, args.batch)
+  run_torch(args, config)
   return 0
 
 

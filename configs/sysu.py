@@ -1,4 +1,4 @@
-r"""SYSU-MM01, the full method: the AGW baseline's network and recipe plus the paper's modules.
+r"""SYSU-MM01, the full method (docs/method.md): the AGW baseline's network and recipe plus the paper's modules.
 
 python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \
     --config.data.root=/data/SYSU-MM01 --config.model.pretrained=/weights/resnet50.npz

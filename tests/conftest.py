@@ -22,3 +22,33 @@ def tiny_sysu_root(tmp_path_factory):
   root = str(tmp_path_factory.mktemp("tiny_sysu") / "sysu")
   datasets.ensure_synthetic(root, "sysu", num_ids=12, seed=0)
   return root
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory):
+  """The uninterrupted reference run of `runs.command` and what other runs share (runs.py)."""
+  import runs  # pylint: disable=g-import-not-at-top
+  return runs.make_e2e(tmp_path_factory)
+
+
+def prepare_tiny_tfds(base, image_size, encoding="jpeg", trials=(1,)):
+  """Synthetic SYSU (8 ids) and RegDB (12 ids, 2 images each; both 6 training classes) folders, prepared into TFDS records.
+
+  Returns a namespace: roots {layout: folder}, tfds_dir, and test_paths(layout).
+  """
+  import types  # pylint: disable=g-import-not-at-top
+  from vireid_jax.data import prepare_tfds, synthetic  # pylint: disable=g-import-not-at-top
+  roots = {"sysu": os.path.join(base, "sysu"), "regdb": os.path.join(base, "regdb")}
+  synthetic.generate("sysu", roots["sysu"], num_ids=8, seed=4, images_per_cam=(1, 3))
+  synthetic.generate("regdb", roots["regdb"], num_ids=12, seed=4, images_per_cam=(2, 2))
+  tfds_dir = os.path.join(base, "tfds")
+  for layout, root in roots.items():
+    prepare_tfds.prepare(layout, root, tfds_dir, image_size, encoding, trials=trials)
+
+  def test_paths(layout):
+    from vireid_jax.data import regdb, sysu  # pylint: disable=g-import-not-at-top
+    if layout == "sysu":
+      return [r.path for r in sysu.load_test(roots["sysu"]).query]
+    return [r.path for r in regdb.load_test(roots["regdb"], trials[0]).thermal]
+
+  return types.SimpleNamespace(roots=roots, tfds_dir=tfds_dir, test_paths=test_paths)

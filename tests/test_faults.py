@@ -10,11 +10,8 @@ The end-to-end runs are tiny (ResNet-18 at 64x64, 3 epochs of 2 steps) and share
 persistent XLA compilation cache, so only the first run pays for compiling.
 """
 
-import fcntl
-import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -22,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import types
 
 import flax.linen as nn
 import jax
@@ -33,122 +29,21 @@ import pytest
 from PIL import Image
 
 from vireid_jax import config_defaults
-from vireid_jax.data import check, datasets, images, pipeline, synthetic, sysu
+from vireid_jax.data import check, images, pipeline, synthetic, sysu
 from vireid_jax.data.records import VISIBLE
 from vireid_jax.losses import objective
-from vireid_jax.training import checkpointing, run_info, trainer
+from vireid_jax.training import checkpointing, run_info, setup, trainer
 from vireid_jax.training import train_step as train_step_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# 3 epochs of 2 steps, a checkpoint after each epoch; the learning rate decays at epoch 2,
-# so a resume inside the run crosses a schedule change.
-TINY = {
-    "data.image_size": (64, 64), "data.cache_decoded": False, "model.branch_head_dim": 32,
-    "batch.identities": 4, "batch.instances": 2, "num_epochs": 3, "steps_per_epoch": 2,
-    "log_every_steps": 1, "optim.warmup_epochs": 1, "optim.decay_epochs": (2,),
-    "eval.every_epochs": 0, "eval.trials": 1, "eval.batch_size": 16,
-}
-TOTAL_STEPS = 6
-TIMING_KEYS = ("time", "train/step_time_s", "train/images_per_s")
-
-
-def tiny_config(data_root, **changes):
-  """The in-process twin of `command`: same keys, plus `changes` ("a.b" keys as a__b)."""
-  c = config_defaults.synthetic_demo(config_defaults.base_config())
-  overrides = {**TINY, "data.root": data_root}
-  overrides.update({k.replace("__", "."): v for k, v in changes.items()})
-  for key, value in overrides.items():
-    *parents, leaf = key.split(".")
-    node = c
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
-
-
-def command(workdir, data_root):
-  flags = [f"--config.{k}={v}" for k, v in {**TINY, "data.root": data_root}.items()]
-  return [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/synthetic.py",
-          f"--workdir={workdir}"] + flags
-
-
-def metrics_by_step(workdir):
-  """{step: row without timings} of the training rows; a step logged twice keeps its last row.
-
-  Every line must parse: a killed run must not leave a broken row behind.
-  """
-  rows = {}
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    for line in f:
-      row = json.loads(line)
-      if "loss/total" in row:
-        rows[row["step"]] = {k: v for k, v in row.items() if k not in TIMING_KEYS}
-  return rows
-
-
-def saved_state(workdir, step=None):
-  """(step, whole train state as numpy) of a checkpoint, shaped by its own metadata."""
-  ckpt = checkpointing.Checkpointer(workdir)
-  step = ckpt.latest_step() if step is None else step
-  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
-                        ckpt.latest.item_metadata(step).tree)
-  state, _ = ckpt.restore(target, step)
-  ckpt.close()
-  return step, jax.tree.map(np.asarray, state)
-
-
-def digest(folder):
-  """Hash of every file's relative path and bytes under `folder`."""
-  h = hashlib.sha256()
-  for dirpath, dirnames, names in os.walk(folder):
-    dirnames.sort()
-    for name in sorted(names):
-      path = os.path.join(dirpath, name)
-      h.update(os.path.relpath(path, folder).encode())
-      with open(path, "rb") as f:
-        h.update(f.read())
-  return h.hexdigest()
-
-
-@pytest.fixture(scope="module")
-def e2e(tmp_path_factory):
-  """An uninterrupted reference run of `command`, and what the other runs share.
-
-  Under pytest-xdist the tests of this file may land on both workers: the first one
-  here makes the dataset and the reference run in the session's shared folder, under
-  a file lock, and the other reuses them (and the compilation cache).
-  """
-  if os.environ.get("PYTEST_XDIST_WORKER"):
-    base = tmp_path_factory.getbasetemp().parent / "faults_e2e"
-    base.mkdir(exist_ok=True)
-  else:
-    base = tmp_path_factory.mktemp("faults_e2e")
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             JAX_COMPILATION_CACHE_DIR=str(base / "xla_cache"),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-  data, reference = str(base / "sysu"), str(base / "reference")
-  with open(base / "lock", "w") as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    try:
-      datasets.ensure_synthetic(data, "sysu", num_ids=12, seed=0)
-      if not os.path.exists(os.path.join(reference, "results.json")):
-        shutil.rmtree(reference, ignore_errors=True)
-        res = subprocess.run(command(reference, data), cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=900)
-        assert res.returncode == 0, res.stderr[-3000:]
-    finally:
-      fcntl.flock(lock, fcntl.LOCK_UN)
-  return types.SimpleNamespace(base=base, env=env, data=data, reference=reference)
+from runs import ROOT, TINY, TOTAL_STEPS, command, digest, metrics_by_step, saved_state, tiny_config
 
 
 # ---------------------------------------------------------------------------- kill and resume
 
 def test_sigkill_at_a_random_step_then_the_same_command_ends_like_an_uninterrupted_run(e2e):
-  # Past the first checkpoint (step 2), before the end. Seed 7 draws step 4, which ends an
-  # epoch: the kill lands as checkpoint 4 is being written, so the resume may start from 2.
-  kill_after = random.Random(7).randint(3, TOTAL_STEPS - 1)
+  # At step 5: the checkpoint of step 2 is complete (orbax finishes one save before it
+  # starts the next, at step 4), the one of step 4 may still be in flight.
+  kill_after = TOTAL_STEPS - 1
   workdir = str(e2e.base / "killed")
   cmd = command(workdir, e2e.data)
   proc = subprocess.Popen(cmd, cwd=ROOT, env=e2e.env, stdout=subprocess.PIPE,
@@ -174,7 +69,7 @@ def test_sigkill_at_a_random_step_then_the_same_command_ends_like_an_uninterrupt
 
   res = subprocess.run(cmd, cwd=ROOT, env=e2e.env, capture_output=True, text=True, timeout=900)
   assert res.returncode == 0, res.stderr[-3000:]
-  assert f"checkpoints at step {max(complete)}." in res.stderr
+  assert f"resuming at step {max(complete)} of {TOTAL_STEPS}" in res.stderr
 
   # Same losses, learning rates and gradient norms at every step (the data stream and
   # the schedule resumed where they were), same final state, same evaluation.
@@ -246,7 +141,7 @@ HANG_BEFORE_COMMIT = textwrap.dedent("""
     import jax.numpy as jnp
     from vireid_jax.training import checkpointing
     ckpt = checkpointing.Checkpointer(sys.argv[1], keep=5)
-    ckpt.save(1, {"w": jnp.full((64,), 1.0)}, force=True)
+    ckpt.save(1, {"w": jnp.full((64,), 1.0)})
     ckpt.wait()
     rename = os.rename
     def hang_at_commit(src, dst, *args, **kwargs):
@@ -256,7 +151,7 @@ HANG_BEFORE_COMMIT = textwrap.dedent("""
         time.sleep(600)
       return rename(src, dst, *args, **kwargs)
     os.rename = hang_at_commit
-    ckpt.save(2, {"w": jnp.full((64,), 2.0)}, force=True)
+    ckpt.save(2, {"w": jnp.full((64,), 2.0)})
     ckpt.wait()
     print("COMMITTED: the hook missed orbax's final rename", flush=True)
 """)
@@ -289,7 +184,7 @@ def test_a_checkpoint_killed_mid_write_is_never_taken_as_the_latest(tmp_path):
   state, step = ckpt.restore({"w": jnp.zeros((64,))})
   assert step == 1 and float(state["w"][0]) == 1.0
   assert sorted(os.listdir(folder)) == ["1"]     # leftovers cleaned up on open
-  ckpt.save(2, {"w": jnp.full((64,), 2.0)}, force=True)   # and the step can be written again
+  ckpt.save(2, {"w": jnp.full((64,), 2.0)})   # and the step can be written again
   ckpt.close()
   reopened = checkpointing.Checkpointer(workdir)
   assert reopened.latest_step() == 2
@@ -300,7 +195,7 @@ def test_a_checkpoint_of_another_model_config_is_refused_naming_the_keys(e2e):
   other = tiny_config(e2e.data, model__branch_head_dim=48, mode="eval",
                       eval__checkpoint="latest")
   with pytest.raises(checkpointing.CheckpointMismatchError) as e:
-    trainer.evaluate_checkpoint(other, e2e.reference)
+    trainer.evaluate_run(other, e2e.reference, ["model.branch_head_dim", "eval.checkpoint"])
   msg = str(e.value)
   assert re.search(r"params/branch_(visible|infrared)/\w+/\w+: checkpoint \((\d+, )*32,?\), "
                    r"this config \((\d+, )*48,?\)", msg), msg
@@ -308,7 +203,7 @@ def test_a_checkpoint_of_another_model_config_is_refused_naming_the_keys(e2e):
 
   # Keys present on one side only are named too (here on toy trees).
   ckpt = checkpointing.Checkpointer(str(e2e.base / "toy"))
-  ckpt.save(1, {"a": jnp.zeros(3), "b": {"w": jnp.zeros((2, 2))}}, force=True)
+  ckpt.save(1, {"a": jnp.zeros(3), "b": {"w": jnp.zeros((2, 2))}})
   with pytest.raises(checkpointing.CheckpointMismatchError,
                      match=r"(?s)b/v: only in this config \(2,\).*b/w: only in the checkpoint"):
     ckpt.restore({"a": jnp.zeros(3), "b": {"v": jnp.zeros(2)}})
@@ -319,8 +214,9 @@ def test_eval_without_a_complete_checkpoint_says_so(tiny_sysu_root, tmp_path):
   # A run killed during its first save leaves only a temporary folder.
   os.makedirs(tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp-1700000000")
   c = tiny_config(tiny_sysu_root, mode="eval", eval__checkpoint="latest")
+  run_info.write(str(tmp_path), c, extra={"num_classes": 8, "steps_per_epoch": 2})
   with pytest.raises(FileNotFoundError, match=r"No checkpoint in .*checkpoints\. Train first"):
-    trainer.evaluate_checkpoint(c, str(tmp_path))
+    trainer.evaluate_run(c, str(tmp_path), ["eval.checkpoint"])
 
 
 # ---------------------------------------------------------------------------- NaN and Inf
@@ -332,7 +228,7 @@ def install_poison(steps):
   step is the same at every step and the fault lands exactly where asked. Used in
   a child process (see `run_poisoned`), where it patches the real trainer.
   """
-  real_total_loss, real_batches = objective.total_loss, trainer.train_batches
+  real_total_loss, real_source = objective.total_loss, setup.dataset_batches
 
   def total_loss(outputs, labels, loss_cfg, num_visible):
     poisoned = jnp.any(labels < 0)
@@ -342,17 +238,18 @@ def install_poison(steps):
     loss = loss + float(loss_cfg["w_dist"]) * (bad - terms["dist"])
     return loss, dict(terms, dist=bad, total=loss)
 
-  def train_batches(config, train_set, num_classes, start_step, mesh):
-    for step, batch in enumerate(
-        real_batches(config, train_set, num_classes, start_step, mesh), start=start_step + 1):
-      if step in steps:
-        labels = batch["visible_labels"]
-        batch = dict(batch, visible_labels=jax.device_put(np.asarray(labels) - 1000,
-                                                          labels.sharding))
-      yield batch
+  def dataset_batches(config, train_set):
+    source = real_source(config, train_set)
+
+    def poisoned(start_step):
+      for step, batch in enumerate(source(start_step), start=start_step + 1):
+        if step in steps:
+          batch = dict(batch, visible_labels=batch["visible_labels"] - 1000)
+        yield batch
+    return poisoned
 
   objective.total_loss = total_loss
-  trainer.train_batches = train_batches
+  setup.dataset_batches = dataset_batches
 
 
 POISONED_MAIN = textwrap.dedent("""
@@ -534,6 +431,6 @@ def test_empty_identity_folders_and_listed_ids_without_images_are_dropped_and_re
 def test_a_batch_of_more_identities_than_the_dataset_has_is_refused_before_anything_runs(
     tiny_sysu_root, tmp_path):
   workdir = str(tmp_path / "run")
-  with pytest.raises(ValueError, match=r"batch.identities=9 is larger than the 8 training"):
+  with pytest.raises(ValueError, match=r"batch.identities=9: larger than the 8 training"):
     trainer.train_and_evaluate(tiny_config(tiny_sysu_root, batch__identities=9), workdir)
   assert not os.path.exists(os.path.join(workdir, "checkpoints"))

@@ -13,10 +13,10 @@ from PIL import Image
 
 from vireid_jax.config_defaults import base_config
 from vireid_jax.data import images as images_lib
-from vireid_jax.data import pipeline, sampler
+from vireid_jax.data import pipeline, sampler, tensorflow_setup
 from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet
 
-tf = pipeline.import_tf()
+tf = tensorflow_setup.import_tf()
 
 SIZE = (16, 8)          # files are 20x10: every image really gets resized
 NUM_IDS = 6

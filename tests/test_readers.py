@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vireid_jax.data import check, regdb, synthetic, sysu
+from vireid_jax import config_defaults
+from vireid_jax.data import check, datasets, regdb, synthetic, sysu
+from vireid_jax.data.images import BadImageError
 from vireid_jax.data.images import load_image
 from vireid_jax.data.records import INFRARED, VISIBLE
+from vireid_jax.errors import DataError
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +127,58 @@ def test_sysu_errors(sysu_copy, tmp_path):
     sysu.load_test(sysu_copy)
 
 
+@pytest.mark.parametrize("name", ["train_id.txt", "val_id.txt", "test_id.txt"])
+@pytest.mark.parametrize("content,match", [
+    (b"", "lists no person ids"), (b" \n,\n", "lists no person ids"),
+    (b"1;2;3", "'1;2;3' is not an integer"), (b"\xff\xfe\x00\x01", "not a text file")])
+def test_sysu_bad_id_files_are_data_errors_naming_the_file(sysu_copy, name, content, match):
+  with open(os.path.join(sysu_copy, "exp", name), "wb") as f:
+    f.write(content)
+  load = sysu.load_test if name == "test_id.txt" else sysu.load_train
+  with pytest.raises(DataError, match=rf"(?s){name}.*{match}") as e:
+    load(sysu_copy)
+  assert "SYSU-MM01" in str(e.value)   # says where to get the file again
+
+
+def test_sysu_test_set_without_query_or_gallery(sysu_copy):
+  test_ids = ids_of(sysu_copy, "test_id.txt")
+  for cam in (1, 2, 4, 5):
+    for pid in test_ids:
+      shutil.rmtree(os.path.join(sysu_copy, f"cam{cam}", f"{pid:04d}"), ignore_errors=True)
+  with pytest.raises(DataError, match="no RGB gallery images"):
+    sysu.load_test(sysu_copy)
+  for cam in (3, 6):
+    for pid in test_ids:
+      shutil.rmtree(os.path.join(sysu_copy, f"cam{cam}", f"{pid:04d}"), ignore_errors=True)
+  with pytest.raises(DataError, match="no IR query images"):
+    sysu.load_test(sysu_copy)
+
+
+def files_config(name, root):
+  c = config_defaults.base_config()
+  c.data.name, c.data.root = name, root
+  return c.data
+
+
+def test_check_test_set_passes_and_finds_empty_images(sysu_copy, regdb_copy, tmp_path):
+  for name, root in (("sysu", sysu_copy), ("regdb", regdb_copy)):
+    datasets.check_test_set(files_config(name, root), str(tmp_path))
+  # A zero-byte gallery image: found at start-up, named, without decoding anything.
+  _, test_set = datasets.load_test_set(files_config("sysu", sysu_copy), str(tmp_path))
+  victim = sorted(test_set.gallery_files.items())[-1][1][0]
+  open(victim, "wb").close()
+  with pytest.raises(BadImageError, match=rf"(?s){victim}.*gallery.*0 bytes"):
+    datasets.check_test_set(files_config("sysu", sysu_copy), str(tmp_path))
+  # RegDB: an empty test list.
+  open(os.path.join(regdb_copy, "idx", "test_thermal_1.txt"), "w").close()
+  with pytest.raises(DataError, match=r"test_thermal_1\.txt lists no images"):
+    datasets.check_test_set(files_config("regdb", regdb_copy), str(tmp_path))
+  # An empty SYSU test_id.txt.
+  open(os.path.join(sysu_copy, "exp", "test_id.txt"), "w").close()
+  with pytest.raises(DataError, match=r"test_id\.txt lists no person ids"):
+    datasets.check_test_set(files_config("sysu", sysu_copy), str(tmp_path))
+
+
 # ---------------------------------------------------------------------------- RegDB
 
 def idx_lines(root, name):
@@ -180,8 +235,16 @@ def test_regdb_errors(regdb_copy, tmp_path):
 
   with open(os.path.join(regdb_copy, "idx", "train_visible_4.txt"), "a") as f:
     f.write("Visible/1/broken_line_without_label.bmp\n")
-  with pytest.raises(ValueError, match=r"train_visible_4\.txt, line 10"):
+  with pytest.raises(DataError, match=r"train_visible_4\.txt, line 10"):
     regdb.load_train(regdb_copy, 4)
+
+  # Empty or not text: a DataError naming the file, not a traceback.
+  for content in (b"", b"\n\n", b"\xff\xfe\x00garbage"):
+    with open(os.path.join(regdb_copy, "idx", "train_visible_6.txt"), "wb") as f:
+      f.write(content)
+    with pytest.raises(DataError,
+                       match=r"train_visible_6\.txt (lists no images|is not a text file)"):
+      regdb.load_train(regdb_copy, 6)
 
 
 def test_regdb_refuses_non_contiguous_train_labels(regdb_copy):

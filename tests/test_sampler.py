@@ -160,11 +160,3 @@ def test_fake_batch_structure_and_hosts():
     fake.fake_batch(0, 4, 2, size, num_classes=3)
   with pytest.raises(ValueError, match="not divisible by the 3 hosts"):
     fake.fake_batch(0, 4, 2, size, num_classes=10, num_hosts=3)
-
-
-def test_fake_iterator_recycles_and_stops():
-  it = fake.FakeIterator(1, 2, 2, (8, 4), num_classes=5, num_cached=2, num_steps=5)
-  batches = list(it)
-  assert len(batches) == 5
-  assert batches[0] is batches[2] is batches[4]
-  assert not np.array_equal(batches[0]["visible"], batches[1]["visible"])

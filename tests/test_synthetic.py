@@ -3,6 +3,7 @@
 import dataclasses
 import filecmp
 import functools
+import hashlib
 import os
 import re
 
@@ -11,6 +12,7 @@ import pytest
 from PIL import Image
 
 from vireid_jax.data import synthetic
+from vireid_jax.data.synthetic import cli, marker, palettes, sysu_layout
 from vireid_jax.data.images import load_image
 
 H, W = 128, 64
@@ -41,7 +43,10 @@ def read_ids(path):
 # ---------------------------------------------------------------------------- layouts
 
 def test_sysu_layout_is_exact(sysu_root):
-  assert sorted(os.listdir(sysu_root)) == ["cam1", "cam2", "cam3", "cam4", "cam5", "cam6", "exp"]
+  assert sorted(os.listdir(sysu_root)) == [
+      ".complete", "cam1", "cam2", "cam3", "cam4", "cam5", "cam6", "exp"]
+  assert marker.read_marker(sysu_root) == {"layout": "sysu", "num_ids": "10", "seed": "3",
+                                           "images_per_cam": "1,3", "image_size": "128,64"}
   assert sorted(os.listdir(os.path.join(sysu_root, "exp"))) == [
       "test_id.txt", "train_id.txt", "val_id.txt"]
   split = {s: read_ids(os.path.join(sysu_root, "exp", f"{s}_id.txt"))
@@ -62,7 +67,7 @@ def test_sysu_layout_is_exact(sysu_root):
 
 
 def test_sysu_plan_matches_the_real_structure():
-  train, val, test, counts = synthetic._sysu_plan(40, seed=0, lo=4, hi=12)
+  train, val, test, counts = sysu_layout.plan(40, seed=0, lo=4, hi=12)
   ids = sorted(train + val + test)
   assert (len(train), len(val), len(test)) == (24, 4, 12)
   assert max(ids) > 40, "person ids should have gaps, as in SYSU-MM01"
@@ -91,7 +96,8 @@ def test_sysu_modes(sysu_root):
 
 
 def test_regdb_layout_is_exact(regdb_root):
-  assert sorted(os.listdir(regdb_root)) == ["Thermal", "Visible", "idx"]
+  assert sorted(os.listdir(regdb_root)) == [".complete", "Thermal", "Visible", "idx"]
+  assert marker.read_marker(regdb_root)["layout"] == "regdb"
   pattern = r"(male|female)_(front|back)_{m}_(\d{{5}})_{pid}\.bmp"
   for pid in range(1, 5):
     vis = sorted(os.listdir(os.path.join(regdb_root, "Visible", str(pid))))
@@ -140,8 +146,12 @@ def test_bad_arguments(tmp_path):
     synthetic.generate("sysu", str(tmp_path / "b"), num_ids=3)
   (tmp_path / "c").mkdir()
   (tmp_path / "c" / "old.txt").write_text("x")
-  with pytest.raises(FileExistsError, match="not empty"):
+  with pytest.raises(FileExistsError, match="not empty and was not made by the synthetic"):
     synthetic.generate("sysu", str(tmp_path / "c"))
+  assert os.listdir(tmp_path / "c") == ["old.txt"]
+  (tmp_path / "f").write_text("x")
+  with pytest.raises(FileExistsError, match="is a file"):
+    synthetic.generate("sysu", str(tmp_path / "f"))
 
 
 # ---------------------------------------------------------------------------- determinism
@@ -163,6 +173,45 @@ def test_deterministic_for_a_seed(tmp_path, layout):
   common = [f for f in files if os.path.exists(tmp_path / "c" / f) and f.endswith((".jpg", ".bmp"))]
   assert common and not any(filecmp.cmp(tmp_path / "a" / f, tmp_path / "c" / f, shallow=False)
                             for f in common)
+
+
+def tree_digest(root):
+  """SHA-256 over (relative path, file bytes) of every file under root, in sorted order."""
+  h = hashlib.sha256()
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    for name in sorted(filenames):
+      path = os.path.join(dirpath, name)
+      rel = os.path.relpath(path, root).replace(os.sep, "/")
+      if rel.startswith("."):   # the generator's marker, not part of the dataset
+        continue
+      with open(path, "rb") as f:
+        h.update(rel.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+  return h.hexdigest()
+
+
+# Digests of datasets and sample sheets written by the generator as it was when the
+# references were taken (numpy 2.4, scipy 1.17, Pillow 13). Any change to the generated
+# bytes (a refactoring that reorders random draws, a changed default) fails here.
+GOLDEN = {
+    "sysu": "4c209deaab43f3e8eb22d78f4a8ca3014e617931f752180848c9dc9d4af50f2c",
+    "regdb": "5f70bd21615c409b5005afcbf30eb1274115956baa05317693d01ba83179798c",
+    "sheet_sysu": "66fca9d2fdcde0fa2bce376e15bda81f36b09bb15a6d3a63923e6b4f3f1d8eaa",
+    "sheet_regdb": "82840bf6213c6cf42739cbc6f06cb517498278dbdf4f9328af44420d3d7f2a61",
+}
+
+
+def test_generated_bytes_match_the_reference(tmp_path):
+  synthetic.generate("sysu", str(tmp_path / "sysu"), num_ids=8, seed=7, images_per_cam=(1, 3),
+                     image_size=(96, 48))
+  synthetic.generate("regdb", str(tmp_path / "regdb"), num_ids=4, seed=7, images_per_cam=(2, 2),
+                     image_size=(64, 32))
+  got = {layout: tree_digest(tmp_path / layout) for layout in ("sysu", "regdb")}
+  for layout in ("sysu", "regdb"):
+    sheet = tmp_path / f"sheet_{layout}.png"
+    synthetic.sample_sheet(str(tmp_path / layout), layout, str(sheet), rows=3)
+    got[f"sheet_{layout}"] = hashlib.sha256(sheet.read_bytes()).hexdigest()
+  assert got == GOLDEN
 
 
 # ---------------------------------------------------------------------------- a fair task
@@ -241,7 +290,7 @@ def test_texture_period_survives_both_modalities():
   for i in range(8):
     person = synthetic.sample_person(100 + i, np.random.default_rng([5, i]))
     period = 0.05 + 0.04 * i / 7
-    rgb2 = (0.9, 0.9, 0.9) if synthetic._luma(person.top.rgb) < 0.5 else (0.1, 0.1, 0.1)
+    rgb2 = (0.9, 0.9, 0.9) if palettes.luma(person.top.rgb) < 0.5 else (0.1, 0.1, 0.1)
     stripes = synthetic.Pattern("hstripes", period, 0.0, 0.3 * i, rgb2, 0.13 * (-1) ** i)
     person = dataclasses.replace(person, top=dataclasses.replace(person.top, pattern=stripes),
                                  backpack=None, bag=None, inner=None, scarf=None,
@@ -278,10 +327,30 @@ def test_sample_sheet(sysu_root, regdb_root, tmp_path):
 
 
 def test_cli(tmp_path):
-  synthetic.main(["--layout=sysu", f"--out={tmp_path / 'd'}", "--num_ids=5",
-                  "--images_per_cam", "1", "1", "--image_size", "64", "32"])
-  some = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path / "d") for f in fs
-          if f.endswith(".jpg")]
+  out = tmp_path / "d"
+  args = ["--layout=sysu", f"--out={out}", "--num_ids=5", "--images_per_cam", "1", "1",
+          "--image_size", "64", "32"]
+  cli.main(args)
+  some = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if f.endswith(".jpg")]
   assert some
   with Image.open(some[0]) as img:
     assert img.size == (32, 64)
+  assert marker.read_marker(str(out))["num_ids"] == "5"   # the CLI marks its output as ours
+  before = tree_digest(out)
+  with pytest.raises(FileExistsError, match="already holds a synthetic dataset"):
+    cli.main(args)
+  assert tree_digest(out) == before
+
+
+def test_cli_refuses_what_is_not_its_own(tmp_path):
+  user = tmp_path / "user"
+  user.mkdir()
+  (user / "notes.txt").write_text("my notes")
+  with pytest.raises(FileExistsError, match="not made by the synthetic generator"):
+    cli.main(["--layout=regdb", f"--out={user}"])
+  assert os.listdir(user) == ["notes.txt"] and (user / "notes.txt").read_text() == "my notes"
+  sheet = tmp_path / "sheet.png"
+  sheet.write_bytes(b"not ours")
+  with pytest.raises(FileExistsError, match="exists"):   # refused before any work
+    cli.main(["--layout=regdb", f"--out={tmp_path / 'new'}", f"--sample_sheet={sheet}"])
+  assert sheet.read_bytes() == b"not ours" and not (tmp_path / "new").exists()

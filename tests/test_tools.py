@@ -19,9 +19,9 @@ from PIL import Image
 
 from vireid_jax import config_defaults
 from vireid_jax.data import synthetic
-from vireid_jax.tools import embeddings, extract, plot_embeddings, rank_lists, visualize_ranks
-from vireid_jax.tools import workdir as workdir_lib
-from vireid_jax.training import summaries
+from vireid_jax.evaluation import rank_lists
+from vireid_jax.tools import cli, embeddings, extract, plot_embeddings, visualize_ranks
+from vireid_jax.training import run_info, summaries
 
 H, W = 64, 32
 
@@ -50,23 +50,45 @@ def test_rank_grid_has_the_exact_size_and_green_red_frames_where_identities_matc
   matches = np.array([[True, False, True], [False, False, True]])
   grid = rank_lists.draw_rank_grid(queries, gallery, np.full((2, k), 0.5), matches,
                                    query_labels=["id 1", "id 2"])
-  # 4 + 2 * (20 + 6 + 24 + 4) by 4 + 16 + 12 + 3 * (16 + 4), from the layout constants.
-  assert grid.shape == (112, 92, 3) == rank_lists.grid_size(2, k, h, w) + (3,)
+  # Cells 4 + 16 + 12 + 3 * (16 + 4) = 92 px wide, narrower than the widest legend entry
+  # (the 204-px caption note + 2 * 4): 212 wide. Legend: one entry per line at that
+  # width, 4 * 13 + 4 = 56 px; then 4 + 2 * (20 + 6 + 24 + 4) for the rows.
+  assert grid.shape == (56 + 112, 212, 3) == rank_lists.grid_size(2, k, h, w) + (3,)
   assert grid.dtype == np.uint8
   for row in range(2):
-    y, x = rank_lists.cell_origin(row, 0, h, w)
+    y, x = rank_lists.cell_origin(row, 0, h, w, k)
     assert tuple(grid[y, x]) == rank_lists.QUERY
     assert tuple(grid[y + rank_lists.BORDER + 5, x + rank_lists.BORDER + 5]) == (90, 90, 90)
     for r in range(k):
-      y, x = rank_lists.cell_origin(row, r + 1, h, w)
+      y, x = rank_lists.cell_origin(row, r + 1, h, w, k)
       want = rank_lists.CORRECT if matches[row, r] else rank_lists.WRONG
       # All four sides of the frame, and the image inside it.
       for yy, xx in ((y, x), (y + h + 5, x + w + 5), (y + 10, x + 1), (y + 1, x + w + 4)):
         assert tuple(grid[yy, xx]) == want, (row, r, yy, xx)
       assert tuple(grid[y + 3 + h // 2, x + 3 + w // 2]) == (160, 160, 160)
   # Captions are drawn (black text somewhere under the first gallery cell).
-  y, x = rank_lists.cell_origin(0, 1, h, w)
+  y, x = rank_lists.cell_origin(0, 1, h, w, k)
   assert (grid[y + h + 6:y + h + 6 + rank_lists.CAPTION, x:x + w + 6] == 0).any()
+
+
+def test_rank_grid_legend_names_each_frame_colour_above_the_rows():
+  h, w, k = 96, 48, 8
+  grid = rank_lists.draw_rank_grid(np.full((1, h, w, 3), 90, np.uint8),
+                                   np.full((1, k, h, w, 3), 160, np.uint8), np.zeros((1, k)),
+                                   np.zeros((1, k), bool))
+  width = grid.shape[1]
+  assert width == rank_lists.grid_size(1, k, h, w)[1] == 534       # the cells set the width
+  lines = rank_lists.legend_lines(width - 2 * rank_lists.GAP)
+  # The three frame colours fit on the first line, the caption note goes to the second.
+  assert [[t for _, t in line] for line in lines] == [
+      ["infrared query", "same person", "another person"], ["under each: rank, feature distance"]]
+  legend = grid[:rank_lists.cell_origin(0, 0, h, w, k)[0]]
+  swatches = [tuple(legend[rank_lists.GAP, x]) for x in range(width)]
+  for colour in (rank_lists.QUERY, rank_lists.CORRECT, rank_lists.WRONG):
+    assert colour in swatches, colour                             # each swatch's top edge
+  assert (legend[rank_lists.GAP:, :, :] == 0).all(axis=-1).any()  # and black text
+  # Narrower than the widest entry: one entry per line, every entry on the canvas.
+  assert len(rank_lists.legend_lines(50)) == len(rank_lists.LEGEND)
 
 
 def test_rank_grid_refuses_mismatched_shapes():
@@ -123,13 +145,13 @@ def test_saved_config_round_trips_and_new_keys_keep_defaults():
   saved = json.loads(c.to_json_best_effort())
   del saved["eval"]["rank_list_images"]          # a run from before the key existed
   saved["eval"]["retired_key"] = 1
-  back = workdir_lib.config_from_json(json.dumps(saved))
+  back = run_info.config_from_json(json.dumps(saved))
   assert back.data.image_size == (64, 32) and isinstance(back.data.image_size, tuple)
   assert back.loss.w_dist == 0.25
   assert back.eval.rank_list_images == config_defaults.base_config().eval.rank_list_images
   assert back.optim.decay_epochs == c.optim.decay_epochs
-  with pytest.raises(workdir_lib.NotAWorkdirError, match="not a training workdir"):
-    workdir_lib.read_config("/nonexistent/workdir")
+  with pytest.raises(run_info.NotAWorkdirError, match="not a training workdir"):
+    run_info.read_config("/nonexistent/workdir")
 
 
 def test_find_images_walks_sorted_and_skips_other_files(tmp_path):
@@ -144,7 +166,7 @@ def test_find_images_walks_sorted_and_skips_other_files(tmp_path):
 
 
 def test_writer_without_tensorboard_saves_images_as_png(tmp_path):
-  writer = summaries.create_writer(str(tmp_path), use_clu=False)
+  writer = summaries.create_writer(str(tmp_path), tensorboard=False)
   img = np.zeros((1, 6, 5, 3), np.uint8)
   img[..., 1] = 200
   writer.write_images(7, {"eval/rank_list": img})
@@ -228,7 +250,7 @@ def test_visualize_ranks_draws_frames_that_match_the_identities(trained, tmp_pat
       assert "/cam3/" not in g["path"] and "/cam6/" not in g["path"]  # visible gallery
       correct = pid_of(g["path"]) == pid_of(row["query"])
       assert g["match"] == correct
-      y, x = rank_lists.cell_origin(q, r + 1, H, W)
+      y, x = rank_lists.cell_origin(q, r + 1, H, W, 4)
       assert tuple(grid[y, x]) == (rank_lists.CORRECT if correct else rank_lists.WRONG)
     distances = [g["distance"] for g in row["gallery"]]
     assert distances == sorted(distances) and 0.0 <= distances[0] <= 2.0
@@ -260,7 +282,7 @@ def test_extract_writes_features_with_relative_names(trained, tmp_path):
   (folder / "cam_b" / "broken.png").write_bytes(b"not a png")
   stderr = io.StringIO()
   with contextlib.redirect_stderr(stderr):
-    status = workdir_lib.run_cli(extract.main, ["--workdir", workdir, "--images", str(folder),
+    status = cli.run_cli(extract.main, ["--workdir", workdir, "--images", str(folder),
                                                 "--modality", "infrared", "--out", out])
   assert status == 1 and "broken.png" in stderr.getvalue()
 
@@ -271,8 +293,93 @@ def test_plot_embeddings_draws_baseline_and_full_model_side_by_side(trained, tmp
   plot_embeddings.main(["--workdir", workdir, "--baseline_workdir", workdir, "--tsne", "off",
                         "--max_images", "16", "--out", out])
   with Image.open(out) as png:
-    # Two columns of 4 x 80 px; PCA + two histograms, 3.25 x 80 px each.
-    assert png.size == (640, 780)
+    # Two columns of 4.6 x 100 px; PCA + two histograms of 3.6 x 100 px, and a header of
+    # one title line and one legend line (0.25 x 100 px each) + 0.2 x 100 px.
+    assert png.size == (920, 1150)
+
+
+def toy_run(label, offset, ids=range(6), seed=0):
+  """Embeddings of 4 visible + 4 infrared images per id; infrared shifted by `offset`."""
+  rng = np.random.default_rng(seed)
+  pids = np.repeat(np.array(list(ids)), 8)
+  modalities = np.tile(np.repeat([0, 1], 4), len(ids))
+  feats = rng.normal(size=(len(ids), 16))[np.searchsorted(np.unique(pids), pids)]
+  feats = feats + offset * modalities[:, None] + 0.3 * rng.normal(size=feats.shape)
+  return embeddings.Embeddings(label, feats.astype(np.float32), pids, modalities)
+
+
+def test_embedding_figure_explains_itself_and_compares_runs_on_shared_axes():
+  runs = [toy_run("baseline", 1.0), toy_run("full model", 0.1, seed=1)]
+  fig = embeddings.plot_figure(runs, num_ids=4)
+  axes = np.array(fig.axes).reshape(3, 2)
+  legend = [t.get_text() for t in fig.legends[0].get_texts()]
+  assert legend[:2] == ["visible image", "infrared image"]
+  assert "colour: one person (4 test identities" in legend[2]
+  assert fig._suptitle.get_text() == embeddings.TITLE                 # pylint: disable=protected-access
+  for ax in axes.flat:
+    assert ax.get_xlabel() and ax.get_title()
+  assert all(ax.get_ylabel() for ax in axes[:, 0])
+  for row in axes:                     # each row shares its axes across the two runs
+    assert row[0].get_shared_x_axes().joined(row[0], row[1])
+    assert row[0].get_shared_y_axes().joined(row[0], row[1])
+  # The histograms of both runs use the same bins, and the titles carry each run's KL.
+  edges = [sorted({p.get_x() for p in ax.patches}) for ax in axes[1]]
+  assert edges[0] == edges[1]
+  assert "symmetric KL" in axes[1, 0].get_title() and runs[0].label in axes[1, 0].get_title()
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt.close(fig)
+  # One column: the title wraps and the legend stacks, both inside the figure's width.
+  fig = embeddings.plot_figure(runs[:1], num_ids=4)
+  fig.canvas.draw()
+  box = fig.get_window_extent()
+  for artist in (fig._suptitle, fig.legends[0]):                      # pylint: disable=protected-access
+    extent = artist.get_window_extent()
+    assert box.x0 <= extent.x0 and extent.x1 <= box.x1, artist
+  assert fig._suptitle.get_text().replace("\n", " ") == embeddings.TITLE  # pylint: disable=protected-access
+  assert fig.legends[0]._ncols == 1                                   # pylint: disable=protected-access
+  plt.close(fig)
+
+
+def test_shared_identities_are_the_same_people_in_every_run():
+  a = toy_run("a", 0.0, ids=range(10))
+  b = toy_run("b", 0.0, ids=range(3, 13))
+  ids = embeddings.shared_identities([a, b], 4)
+  assert len(ids) == 4 and set(ids) <= set(range(3, 10)) and ids[0] == 3 and ids[-1] == 9
+  # An id seen in one modality only is never chosen.
+  c = embeddings.Embeddings("c", a.features, a.pids, np.where(a.pids == 0, 0, a.modalities))
+  assert 0 not in embeddings.shared_identities([c], 10)
+
+
+def write_config(workdir, **data):
+  c = config_defaults.base_config()
+  for key, value in data.items():
+    c.data[key] = value
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, run_info.CONFIG_FILE), "w") as f:
+    f.write(c.to_json_best_effort())
+  return str(workdir)
+
+
+def test_plot_embeddings_refuses_runs_of_different_datasets_before_any_work(tmp_path, capsys):
+  demo = write_config(tmp_path / "demo", name="synthetic", synthetic_num_ids=40)
+  other_demo = write_config(tmp_path / "demo2", name="synthetic", synthetic_num_ids=40)
+  bigger = write_config(tmp_path / "big", name="synthetic", synthetic_num_ids=100)
+  sysu = write_config(tmp_path / "sysu", name="sysu", root=str(tmp_path / "SYSU"))
+  # Two demo workdirs each generated the same synthetic data: nothing to refuse.
+  plot_embeddings.check_same_data(demo, other_demo, allow_different=False)
+  for baseline in (bigger, sysu):
+    with pytest.raises(cli.UsageError, match="different data.*--allow_different_data"):
+      plot_embeddings.check_same_data(demo, baseline, allow_different=False)
+  # The command line stops there with the message (no checkpoint is ever opened).
+  status = cli.run_cli(plot_embeddings.main, ["--workdir", demo, "--baseline_workdir", sysu])
+  assert status == 1 and "sysu at " in capsys.readouterr().err
+  plot_embeddings.check_same_data(demo, sysu, allow_different=True)
+  assert "warning: the two runs were trained on different data" in capsys.readouterr().err
+  # RegDB: another trial split is another test set.
+  t1 = write_config(tmp_path / "r1", name="regdb", root="/data/RegDB", trial=1)
+  t2 = write_config(tmp_path / "r2", name="regdb", root="/data/RegDB", trial=2)
+  with pytest.raises(cli.UsageError, match="trial 2"):
+    plot_embeddings.check_same_data(t1, t2, allow_different=False)
 
 
 def test_eval_with_other_settings_writes_its_own_results_file(trained):
@@ -283,11 +390,12 @@ def test_eval_with_other_settings_writes_its_own_results_file(trained):
     before = f.read()
   settings = json.loads(before)["settings"]
   assert settings["rerank"] is False and settings["checkpoint"] in ("best", "latest")
-  c = tiny_config(root)
+  c = config_defaults.base_config()       # another config file: only the overrides count
   c.mode, c.eval.rerank = "eval", True
-  trainer.evaluate_checkpoint(c, workdir)
+  assert trainer.evaluate_run(c, workdir, ["mode", "eval.rerank"]) == 0
   with open(os.path.join(workdir, "results.json"), "rb") as f:
     assert f.read() == before
+  assert "test_rerank/all_single/rank1" in summary_tags(workdir)
   with open(os.path.join(workdir, "results_rerank.json")) as f:
     reranked = json.load(f)
   assert reranked["settings"]["rerank"] is True and reranked["settings"]["step"] == 2
@@ -297,52 +405,78 @@ def test_eval_with_other_settings_writes_its_own_results_file(trained):
 
 # ---------------------------------------------------------------- results files and aggregation
 
-def test_results_filename_names_every_setting_that_changes_the_numbers():
-  from vireid_jax.evaluation import report  # pylint: disable=g-import-not-at-top
-  e = config_defaults.base_config().eval
-  assert report.results_filename(e) == "results.json"
-  e.rerank = True
-  assert report.results_filename(e) == "results_rerank.json"
-  e.checkpoint, e.flip, e.gallery_rule = "300", True, "official"
-  assert report.results_filename(e) == "results_ckpt300_rerank_flip_official.json"
-  e.checkpoint, e.rerank, e.flip, e.gallery_rule = "latest", False, False, "baseline"
-  assert report.results_filename(e) == "results_latest.json"
+def test_every_setting_that_changes_the_numbers_names_its_own_file_and_tags():
+  from vireid_jax.evaluation import report, suites  # pylint: disable=g-import-not-at-top
+  c = config_defaults.base_config()
+  sysu, regdb = suites.suite_for("sysu"), suites.suite_for("regdb")
+  ref = report.evaluation_settings(c, sysu, "best", 300)
+  assert ref["trials"] == 10 and "split" not in ref
+  assert report.variant_tags(ref, ref) == []
+  assert report.results_filename([]) == "results.json" and report.summary_prefix([]) == "test"
+  c.eval.rerank = True
+  tags = report.variant_tags(report.evaluation_settings(c, sysu, "best", 300), ref)
+  assert report.results_filename(tags) == "results_rerank.json"
+  assert report.summary_prefix(tags) == "test_rerank"
+  c.eval.flip, c.eval.gallery_rule, c.eval.trials = True, "official", 3
+  c.data.image_size, c.eval.dtype = (256, 128), "float32"
+  tags = report.variant_tags(report.evaluation_settings(c, sysu, "300", 300), ref)
+  assert report.results_filename(tags) == (
+      "results_ckpt300_rerank_flip_official_trials3_256x128_float32.json")
+  # RegDB: one gallery per split; the split is recorded and a different one is named.
+  r = config_defaults.base_config()
+  r.data.trial = 4
+  reg = report.evaluation_settings(r, regdb, "best", 10)
+  assert reg["trials"] == 1 and reg["split"] == 4
+  r.data.trial = 5
+  assert report.variant_tags(report.evaluation_settings(r, regdb, "latest", 10), reg) == [
+      "latest", "split5"]
 
 
-def _results(path, dataset, rank1, mAP, rerank=False):
+def _results(path, dataset, rank1, mAP, rerank=False, split=None):
   from vireid_jax.evaluation import report  # pylint: disable=g-import-not-at-top
   metrics = {"rank1": rank1, "rank10": 90.0, "rank20": 95.0, "mAP": mAP, "mINP": 30.0,
              "trials": 1}
-  report.write_results_json(str(path), dataset, {"thermal_to_visible": metrics},
-                            {"rerank": rerank, "flip": False, "gallery_rule": "baseline",
-                             "checkpoint": "best", "step": 10})
+  settings = {"rerank": rerank, "flip": False, "gallery_rule": "baseline",
+              "checkpoint": "best", "step": 10}
+  if split is not None:
+    settings["split"] = split
+  report.write_results_json(str(path), dataset, {"thermal_to_visible": metrics}, settings)
   return str(path)
 
 
 def test_aggregate_gives_mean_and_std_over_runs_and_refuses_mixed_runs(tmp_path, capsys):
   from vireid_jax.tools import aggregate  # pylint: disable=g-import-not-at-top
-  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0)
-  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0)
+  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0, split=1)
+  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0, split=2)
   out = tmp_path / "all.json"
   text = aggregate.main([a, b, f"--out={out}"])
-  assert "regdb, 2 runs results (%, mean ± std over runs)" in text
+  assert "regdb, 2 of the 10 splits (1, 2) results (%, mean ± std over runs)" in text
   assert "| thermal_to_visible | 2 | 75.00 ± 5.00 | 90.00 ± 0.00 | 95.00 ± 0.00 | " \
          "62.00 ± 2.00 | 30.00 ± 0.00 |" in text
   saved = json.loads(out.read_text())
   assert saved["thermal_to_visible"]["mAP"] == 62.0 and saved["thermal_to_visible"]["trials"] == 2
   assert saved["settings"]["runs"] == [a, b]
+  assert oct(os.stat(out).st_mode & 0o777) == oct(0o666 & ~current_umask())
   # Refused, with exit status 1 and a message, no traceback.
-  c = _results(tmp_path / "c.json", "regdb", 75.0, 61.0, rerank=True)
+  c = _results(tmp_path / "c.json", "regdb", 75.0, 61.0, rerank=True, split=3)
   d = _results(tmp_path / "d.json", "sysu", 75.0, 61.0)
+  e = _results(tmp_path / "e.json", "regdb", 71.0, 61.0)
   for args, message in (([a, c], "different rerank"), ([a, d], "different datasets"),
-                        ([a], "at least two"), ([a, str(tmp_path / "none.json")], "does not exist")):
-    assert workdir_lib.run_cli(aggregate.main, args) == 1
+                        ([a], "at least two"), ([a, str(tmp_path / "none.json")], "does not exist"),
+                        ([a, a], "both RegDB split 1"), ([a, e], "does not record its RegDB split")):
+    assert cli.run_cli(aggregate.main, args) == 1
     assert message in capsys.readouterr().err
 
 
+def current_umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
 def test_aggregate_imports_neither_jax_nor_tensorflow(tmp_path):
-  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0)
-  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0)
+  a = _results(tmp_path / "a.json", "regdb", 70.0, 60.0, split=1)
+  b = _results(tmp_path / "b.json", "regdb", 80.0, 64.0, split=2)
   code = ("import sys; sys.modules['jax'] = None; sys.modules['tensorflow'] = None; "
           f"sys.argv = ['aggregate', {a!r}, {b!r}]; "
           "import runpy; runpy.run_module('vireid_jax.tools.aggregate', run_name='__main__')")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vireid_jax import config_defaults
-from vireid_jax.training import parallel, trainer
+from vireid_jax.training import parallel, setup, trainer
 from vireid_jax.training import train_step as train_step_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,21 +47,21 @@ PARITY = textwrap.dedent("""
     sys.path.insert(0, {root!r}); sys.path.insert(0, os.path.join({root!r}, "tests"))
     import jax, numpy as np
     from test_train_step import tiny_config, tiny_batch
-    from vireid_jax.training import parallel, trainer
+    from vireid_jax.training import parallel, setup, trainer
     assert jax.device_count() == 4, jax.devices()
     c = tiny_config()
     c.model.sync_batchnorm = {sync}
     out = []
     for devices in (jax.devices()[:1], jax.devices()):
       mesh = parallel.make_mesh(devices)
-      model = trainer.build_model(c, num_classes=10)
-      v = trainer.init_variables(c, model, mesh, jax.random.key(0))
+      model = setup.build_model(c, num_classes=10)
+      v = setup.init_variables(c, model, mesh, jax.random.key(0))
       init_params = jax.tree.map(np.asarray, v["params"])
-      tx = trainer.build_optimizer(c, v["params"], steps_per_epoch=5)
+      tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
       from vireid_jax.training import train_step as ts
       state = jax.jit(lambda v: ts.create_train_state(v, tx),
                       out_shardings=parallel.replicated(mesh))(v)
-      step = trainer.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+      step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
       batch = parallel.to_global_batch(tiny_batch(0, c, 10), mesh)
       compiled = step.lower(state, batch).compile()
       state, m = compiled(state, batch)
@@ -110,11 +110,11 @@ def test_four_simulated_devices_match_one_device(sync):
 def test_nonfinite_step_is_dropped_and_reported():
   c = tiny_config()
   mesh = parallel.make_mesh(jax.devices()[:1])
-  model = trainer.build_model(c, num_classes=10)
-  v = trainer.init_variables(c, model, mesh, jax.random.key(0))
-  tx = trainer.build_optimizer(c, v["params"], steps_per_epoch=5)
+  model = setup.build_model(c, num_classes=10)
+  v = setup.init_variables(c, model, mesh, jax.random.key(0))
+  tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
   state = train_step_lib.create_train_state(v, tx)
-  step = trainer.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+  step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
   state, _ = step(state, parallel.to_global_batch(tiny_batch(0, c, 10), mesh))
   good = jax.tree.map(np.asarray, state.params)
   bad = tiny_batch(1, c, 10)
@@ -141,7 +141,7 @@ def test_model_losses_and_trainer_import_neither_tensorflow_nor_clu():
   """The GPU benchmark machine has neither: the step must build without them."""
   code = ("import sys; import vireid_jax.models.vireid, vireid_jax.models.pretrained, "
           "vireid_jax.losses.objective, vireid_jax.training.train_step, "
-          "vireid_jax.training.trainer, vireid_jax.evaluation.runner; "
+          "vireid_jax.training.trainer, vireid_jax.evaluation.evaluators; "
           "bad = [m for m in ('tensorflow', 'clu', 'tensorflow_datasets') if m in sys.modules]; "
           "assert not bad, bad")
   res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -153,15 +153,15 @@ def test_float16_steps_use_dynamic_loss_scaling():
   c = tiny_config()
   c.model.dtype = "float16"
   mesh = parallel.make_mesh(jax.devices()[:1])
-  model = trainer.build_model(c, num_classes=10)
-  v = trainer.init_variables(c, model, mesh, jax.random.key(0))
-  tx = trainer.build_optimizer(c, v["params"], steps_per_epoch=5)
+  model = setup.build_model(c, num_classes=10)
+  v = setup.init_variables(c, model, mesh, jax.random.key(0))
+  tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
   # The step donates its state: each call gets its own copy.
   fresh = lambda **kw: jax.tree.map(jnp.copy, train_step_lib.create_train_state(
       v, tx, jnp.float16)).replace(**kw)
   assert float(fresh().loss_scale) == train_step_lib.LOSS_SCALE_INIT
   assert float(train_step_lib.create_train_state(v, tx).loss_scale) == 1.0   # bf16: unscaled
-  step = trainer.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+  step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
   batch = parallel.to_global_batch(tiny_batch(0, c, 10), mesh)
   init = jax.tree.map(np.asarray, v["params"])
 
@@ -188,7 +188,7 @@ def test_float16_steps_use_dynamic_loss_scaling():
 
   # The unscaled gradients are float32's, to float16 precision: same update direction.
   c32 = tiny_config()
-  step32 = trainer.make_jitted_step(trainer.build_model(c32, 10), tx, c32, mesh, steps_per_epoch=5)
+  step32 = setup.make_jitted_step(setup.build_model(c32, 10), tx, c32, mesh, steps_per_epoch=5)
   state32, _ = step32(jax.tree.map(jnp.copy, train_step_lib.create_train_state(v, tx)), batch)
   fp32_update = [np.asarray(b) - a for a, b in zip(jax.tree.leaves(init),
                                                    jax.tree.leaves(state32.params))]

@@ -9,7 +9,8 @@ import pytest
 
 from vireid_jax import config_defaults
 from vireid_jax.data import datasets
-from vireid_jax.training import checkpointing, trainer
+from vireid_jax.data import fake
+from vireid_jax.training import checkpointing, parallel, run_info, setup, trainer
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,10 @@ def losses(workdir):
 
 
 def final_params(workdir, config, num_classes):
-  model = trainer.build_model(config, num_classes)
-  mesh = trainer.parallel.make_mesh()
-  v = trainer.init_variables(config, model, mesh, jax.random.key(1))
-  tx = trainer.build_optimizer(config, v["params"], config.steps_per_epoch)
+  model = setup.build_model(config, num_classes)
+  mesh = parallel.make_mesh()
+  v = setup.init_variables(config, model, mesh, jax.random.key(1))
+  tx = setup.build_optimizer(config, v["params"], config.steps_per_epoch)
   state = trainer.train_step_lib.create_train_state(v, tx)
   ckpt = checkpointing.Checkpointer(workdir)
   state, step = ckpt.restore(state, "latest")
@@ -62,10 +63,10 @@ def final_params(workdir, config, num_classes):
 
 def test_resume_gives_the_same_batches_and_parameters(sysu_root, tmp_path):
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  results = trainer.train_and_evaluate(tiny_config(sysu_root, 2), straight)
-  assert set(results) == {"all_single", "all_multi", "indoor_single", "indoor_multi"}
+  assert trainer.train_and_evaluate(tiny_config(sysu_root, 2), straight) == 0
   with open(os.path.join(straight, "results.json")) as f:
     saved = json.load(f)
+  assert {"all_single", "all_multi", "indoor_single", "indoor_multi"} <= set(saved)
   assert saved["dataset"] == "synthetic_sysu"
   assert saved["all_single"]["trials"] == 1 and "mINP" in saved["all_single"]["std"]
 
@@ -86,15 +87,42 @@ def test_resume_gives_the_same_batches_and_parameters(sysu_root, tmp_path):
   for x, y in zip(jax.tree.leaves(pa), jax.tree.leaves(pb)):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
-  # Evaluation mode restores the checkpoint and reproduces the final report.
-  c.mode = "eval"
-  c.eval.checkpoint = "latest"
-  again = trainer.evaluate_checkpoint(c, straight)
-  assert again["all_single"]["rank1"] == pytest.approx(results["all_single"]["rank1"])
+  # Evaluation mode restores the checkpoint and reproduces the final report, in its own file.
+  c = config_defaults.base_config()
+  c.mode, c.eval.checkpoint = "eval", "latest"
+  assert trainer.evaluate_run(c, straight, ["mode", "eval.checkpoint"]) == 0
+  with open(os.path.join(straight, "results_latest.json")) as f:
+    again = json.load(f)
+  assert again["all_single"]["rank1"] == pytest.approx(saved["all_single"]["rank1"])
+  assert again["settings"]["checkpoint"] == "latest" and again["settings"]["step"] == 4
 
 
-def test_eval_without_checkpoints_says_so(sysu_root, tmp_path):
+def test_eval_of_a_folder_that_is_not_a_run_says_so(sysu_root, tmp_path):
   c = tiny_config(sysu_root, 1)
   c.mode = "eval"
-  with pytest.raises(FileNotFoundError, match="No checkpoints"):
-    trainer.evaluate_checkpoint(c, str(tmp_path / "empty"))
+  with pytest.raises(run_info.NotAWorkdirError, match="not a training workdir"):
+    trainer.evaluate_run(c, str(tmp_path / "empty"), ["mode"])
+
+
+def test_the_loop_reads_the_batch_source_it_is_given_from_the_resume_step(tmp_path):
+  """The input seam: any function of the start step that yields host batches."""
+  c = tiny_config("", 1)
+  c.data.name, c.data.fake_num_classes, c.num_epochs = "fake", 10, 2
+  starts = []
+
+  def source(start_step):
+    starts.append(start_step)
+    rng = np.random.default_rng(start_step)
+    while True:
+      yield fake.fake_batch(rng, 4, 2, c.data.image_size, 10)
+
+  workdir = str(tmp_path / "run")
+  c.num_epochs = 1
+  assert trainer.train_and_evaluate(c, workdir, batch_source=source) == 0
+  c.num_epochs = 2
+  assert trainer.train_and_evaluate(c, workdir, batch_source=source) == 0
+  assert starts == [0, 2]
+  steps = [json.loads(line)["step"] for line in open(os.path.join(workdir, "metrics.jsonl"))
+           if '"loss/total"' in line]
+  assert steps == [1, 2, 3, 4]
+  assert not os.path.exists(os.path.join(workdir, "results.json"))   # no test set: no report

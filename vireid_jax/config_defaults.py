@@ -1,4 +1,4 @@
-"""The full set of config keys, with the defaults of METHOD.md section 5.
+"""The full set of config keys and their defaults (docs/method.md says what each selects).
 
 Every file in configs/ starts from `base_config()` and overrides what differs,
 so every config has every key and `--config.key=value` on an unknown key fails
@@ -9,6 +9,8 @@ reads the environment.
 from __future__ import annotations
 
 import ml_collections
+
+from vireid_jax.errors import ConfigError
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -24,6 +26,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.name = "sysu"                 # sysu | regdb | synthetic | fake
   c.data.root = ""
+  c.data.source = "files"              # files (read data.root) | tfds (records prepared once
+                                       # by `python -m vireid_jax.data.prepare_tfds`)
+  c.data.tfds_dir = ""                 # data_dir the TFDS records were prepared into (source=tfds)
   c.data.trial = 1                     # RegDB split 1..10
   c.data.image_size = (288, 144)       # (height, width)
   c.data.pad = 10                      # pad-and-random-crop
@@ -64,6 +69,11 @@ def base_config() -> ml_collections.ConfigDict:
   # numbers), or per device (False: PyTorch DDP without SyncBatchNorm; no cross-device
   # reductions in the forward pass, the paper's statistics at its per-GPU batch).
   c.model.sync_batchnorm = True
+  # BatchNorm + residual + ReLU in training as one op with a hand-written backward pass
+  # (models/fused_batchnorm.py): "" = plain autodiff, "xla" = its reductions as XLA fusions,
+  # "pallas" = as Pallas kernels on one GPU ("xla" elsewhere). Same numbers up to rounding;
+  # slower than plain autodiff on an H200 today (BENCHMARKS.md), hence off.
+  c.model.fused_bn = ""
 
   c.loss = ml_collections.ConfigDict()
   c.loss.label_smoothing = 0.0
@@ -199,7 +209,7 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.steps_per_epoch = 20
   c.log_every_steps = 20
   # No ImageNet weights: the backbone learns from scratch, where Adam beats SGD
-  # in a 300-step budget (benchmarks/demo_sweep.py, BENCHMARKS.md).
+  # within 300 steps (benchmarks/demo_sweep.py; BENCHMARKS.md, "CPU demo settings").
   c.optim.name = "adam"
   c.optim.lr_pretrained = 1e-3
   c.optim.lr_new = 1e-3
@@ -210,6 +220,37 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.eval.batch_size = 64
   c.eval.dtype = "float32"
   return c
+
+
+# Allowed values of the keys that take one of a few names.
+CHOICES = {
+    "mode": ("train", "eval"),
+    "data.name": ("sysu", "regdb", "synthetic", "fake"),
+    "data.source": ("files", "tfds"),
+    "data.synthetic_layout": ("sysu", "regdb"),
+    "model.depth": (18, 34, 50),
+    "model.branch": ("layer4", "head"),
+    "model.retrieval_feature": ("shared", "concat"),
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.fused_bn": ("", "xla", "pallas"),
+    "model.non_local_width": ("reference", "half"),
+    "loss.triplet": ("wrt", "hard", "adp"),
+    "loss.dist_level": ("identity", "batch"),
+    "loss.dist_divergence": ("sym_kl", "w2"),
+    "loss.dist_normalize": ("l2", "none"),
+    "optim.name": ("sgd", "adam"),
+    "eval.dtype": ("float32", "bfloat16", "float16"),
+    "eval.gallery_rule": ("baseline", "official"),
+}
+WHERE_KEYS_ARE = "vireid_jax/config_defaults.py"
+
+
+def get_key(config: ml_collections.ConfigDict, dotted: str):
+  """config["a"]["b"] for "a.b"."""
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
 
 
 # `model.pretrained` value that asks for training from scratch.
@@ -223,12 +264,12 @@ def pretrained_path(model_cfg) -> str:
 
 
 def missing_pretrained_message(depth: int) -> str:
-  """What to do when `model.pretrained` is unset."""
+  """What to do when `model.pretrained` is unset (after "model.pretrained='': ")."""
   depth = int(depth)
   example = "resnet50-0676ba61.pth" if depth == 50 else f"resnet{depth}-*.pth"
   return (
-      f"model.pretrained is not set. The AGW and CAJ references start every ResNet copy from "
-      f"torchvision's ImageNet ResNet-{depth} (IMAGENET1K_V1). Download {example} from "
+      f"not set. The AGW and CAJ references start every ResNet copy from torchvision's "
+      f"ImageNet ResNet-{depth} (IMAGENET1K_V1). Download {example} from "
       "https://download.pytorch.org/models/ on a machine with internet access, convert it with "
       f"`python -m vireid_jax.models.pretrained --in {example.replace('*', 'XXXX')} --out "
       f"resnet{depth}.npz` (needs torch; or point model.pretrained at the .pth directly), and "
@@ -238,64 +279,75 @@ def missing_pretrained_message(depth: int) -> str:
 
 def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
              num_devices: int = 1, num_hosts: int = 1) -> None:
-  """Refuses configs that cannot work, up front, saying what to change."""
+  """Refuses configs that cannot work, up front, one line per bad key.
+
+  Called twice: before anything is read (num_classes=None: every check that
+  needs only the config) and again once the training identities are counted.
+
+  Raises:
+    ConfigError: naming each bad key, its value and what is allowed.
+  """
   errors = []
 
-  def need(cond, msg):
+  def need(cond, key, what):
     if not cond:
-      errors.append(msg)
+      errors.append(f"{key}={get_key(config, key)!r}: {what}")
 
-  need(config.mode in ("train", "eval"), f"mode={config.mode!r}: use train or eval.")
-  need(config.data.name in ("sysu", "regdb", "synthetic", "fake"),
-       f"data.name={config.data.name!r}: use sysu, regdb, synthetic or fake.")
-  need(len(tuple(config.data.image_size)) == 2 and min(config.data.image_size) >= 32,
-       f"data.image_size={tuple(config.data.image_size)}: give (height, width), each >= 32.")
-  need(1 <= int(config.data.trial) <= 10, f"data.trial={config.data.trial}: RegDB trials are 1..10.")
+  for key, allowed in CHOICES.items():
+    need(get_key(config, key) in allowed, key,
+         "use one of " + ", ".join(repr(a) for a in allowed) + ".")
+  size = config.data.image_size
+  need(isinstance(size, (tuple, list)) and len(size) == 2
+       and all(isinstance(s, int) and s >= 32 for s in size), "data.image_size",
+       "give (height, width), two integers >= 32, e.g. --config.data.image_size='(288, 144)'.")
+  need(1 <= int(config.data.trial) <= 10, "data.trial", "RegDB trials are 1..10.")
+  need(int(config.data.synthetic_num_ids) >= 4, "data.synthetic_num_ids", "use at least 4.")
+  need(config.data.source != "tfds" or config.data.name == "fake" or bool(config.data.tfds_dir),
+       "data.tfds_dir", "data.source=tfds needs the folder the records were prepared into "
+       "with `python -m vireid_jax.data.prepare_tfds` (--config.data.tfds_dir=DIR).")
   p, k = int(config.batch.identities), int(config.batch.instances)
-  need(p >= 2 and k >= 1, f"batch.identities={p}, batch.instances={k}: need P >= 2 "
-       "(the triplet loss needs negatives) and K >= 1.")
+  need(p >= 2, "batch.identities", "use P >= 2 (the triplet loss needs negatives).")
+  need(k >= 1, "batch.instances", "use K >= 1.")
   if num_classes is not None:
-    need(p <= num_classes, f"batch.identities={p} is larger than the {num_classes} training "
-         f"identities: set --config.batch.identities to at most {num_classes}.")
-  need((p * k) % max(1, num_devices) == 0,
+    need(p <= num_classes, "batch.identities",
+         f"larger than the {num_classes} training identities: use at most {num_classes}.")
+  need((p * k) % max(1, num_devices) == 0, "batch.instances",
        f"P*K = {p}*{k} = {p * k} images per modality is not divisible by the {num_devices} "
        "devices: change batch.identities or batch.instances.")
-  need(p % max(1, num_hosts) == 0, f"batch.identities={p} is not divisible by the {num_hosts} "
-       "hosts (each host draws its own identities).")
-  need(config.model.depth in (18, 34, 50), f"model.depth={config.model.depth}: use 18, 34 or 50.")
-  need(config.model.branch in ("layer4", "head"), f"model.branch={config.model.branch!r}: layer4 or head.")
-  need(config.model.retrieval_feature in ("shared", "concat"),
-       f"model.retrieval_feature={config.model.retrieval_feature!r}: shared or concat.")
+  need(p % max(1, num_hosts) == 0, "batch.identities",
+       f"not divisible by the {num_hosts} hosts (each host draws its own identities).")
   need(not (config.model.retrieval_feature == "concat" and not config.model.intra_branches),
-       "model.retrieval_feature=concat needs model.intra_branches=True.")
-  need(config.model.dtype in ("float32", "bfloat16", "float16"), f"model.dtype={config.model.dtype!r}.")
-  need(config.loss.triplet in ("wrt", "hard", "adp"),
-       f"loss.triplet={config.loss.triplet!r}: wrt, hard or adp.")
-  need(config.model.non_local_width in ("reference", "half"),
-       f"model.non_local_width={config.model.non_local_width!r}: reference or half.")
-  for key in ("random_erasing", "channel_augment"):
-    value = float(config.data[key])
-    need(0.0 <= value <= 1.0, f"data.{key}={value} is a probability: give a value in [0, 1] "
-         "(0 disables).")
+       "model.retrieval_feature", "concat needs model.intra_branches=True.")
+  for key in ("data.random_erasing", "data.channel_augment"):
+    need(0.0 <= float(get_key(config, key)) <= 1.0, key,
+         "a probability: give a value in [0, 1] (0 disables).")
   need(not (config.mode == "train" and config.data.name != "fake" and not config.model.pretrained),
-       missing_pretrained_message(config.model.depth))
-  need(config.loss.dist_level in ("identity", "batch"), f"loss.dist_level={config.loss.dist_level!r}.")
-  need(config.loss.dist_divergence in ("sym_kl", "w2"), f"loss.dist_divergence={config.loss.dist_divergence!r}.")
-  need(config.loss.dist_normalize in ("l2", "none"), f"loss.dist_normalize={config.loss.dist_normalize!r}.")
-  need(int(config.num_epochs) >= 1, f"num_epochs={config.num_epochs}: must be >= 1.")
+       "model.pretrained", missing_pretrained_message(config.model.depth))
+  need(int(config.num_epochs) >= 1, "num_epochs", "must be >= 1.")
+  need(int(config.steps_per_epoch) >= 0, "steps_per_epoch",
+       "must be >= 0 (0: derived from the training set).")
+  need(int(config.log_every_steps) >= 1, "log_every_steps", "must be >= 1.")
+  need(int(config.checkpoint_every_epochs) >= 1, "checkpoint_every_epochs", "must be >= 1.")
+  need(int(config.keep_checkpoints) >= 1, "keep_checkpoints", "must be >= 1.")
   decay = tuple(int(e) for e in config.optim.decay_epochs)
-  need(list(decay) == sorted(decay), f"optim.decay_epochs={decay} must be increasing.")
-  need(all(e >= int(config.optim.warmup_epochs) for e in decay),
-       f"optim.decay_epochs={decay} start before the warm-up ends (optim.warmup_epochs="
-       f"{config.optim.warmup_epochs}): the schedule would decay before it starts.")
-  need(config.optim.name in ("sgd", "adam"), f"optim.name={config.optim.name!r}: sgd or adam.")
-  need(config.optim.lr_new > 0 and config.optim.lr_pretrained >= 0, "learning rates must be positive.")
-  need(config.eval.gallery_rule in ("baseline", "official"), f"eval.gallery_rule={config.eval.gallery_rule!r}.")
+  need(list(decay) == sorted(decay), "optim.decay_epochs", "must be increasing.")
+  need(all(e >= int(config.optim.warmup_epochs) for e in decay), "optim.decay_epochs",
+       f"starts before the warm-up ends (optim.warmup_epochs={config.optim.warmup_epochs}): "
+       "the schedule would decay before it starts.")
+  need(config.optim.lr_new > 0, "optim.lr_new", "must be > 0.")
+  need(config.optim.lr_pretrained >= 0, "optim.lr_pretrained", "must be >= 0.")
   need(not (config.eval.gallery_rule == "official" and not config.eval.rand_perm_cam),
-       "eval.gallery_rule=official needs eval.rand_perm_cam=/path/to/rand_perm_cam.mat.")
-  need(config.eval.batch_size % max(1, num_devices) == 0,
-       f"eval.batch_size={config.eval.batch_size} must be a multiple of the {num_devices} devices.")
-  need(int(config.eval.trials) >= 1, "eval.trials must be >= 1.")
-  need(int(config.eval.rank_list_images) >= 0, "eval.rank_list_images must be >= 0 (0 = off).")
+       "eval.rand_perm_cam", "eval.gallery_rule=official needs the path of the official "
+       "rand_perm_cam.mat.")
+  need(int(config.eval.every_epochs) >= 0, "eval.every_epochs", "must be >= 0 (0 = off).")
+  need(int(config.eval.batch_size) >= 1 and config.eval.batch_size % max(1, num_devices) == 0,
+       "eval.batch_size", f"must be a positive multiple of the {num_devices} devices.")
+  need(int(config.eval.trials) >= 1, "eval.trials", "must be >= 1.")
+  need(int(config.eval.train_trials) >= 1, "eval.train_trials", "must be >= 1.")
+  need(int(config.eval.rank_list_images) >= 0, "eval.rank_list_images",
+       "must be >= 0 (0 = off).")
+  need(str(config.eval.checkpoint) in ("best", "latest") or str(config.eval.checkpoint).isdigit(),
+       "eval.checkpoint", "use best, latest or a step number.")
+  need(int(config.profile_steps) >= 0, "profile_steps", "must be >= 0.")
   if errors:
-    raise ValueError("Invalid config:\n  - " + "\n  - ".join(errors))
+    raise ConfigError(errors)

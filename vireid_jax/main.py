@@ -1,75 +1,143 @@
 r"""Entry point: `python -m vireid_jax.main --config=configs/sysu.py --workdir=DIR`.
 
-Overrides: `--config.batch.identities=16 --config.model.dtype=float32` etc.;
-an unknown key is an error. `--config.mode=eval` evaluates the best checkpoint
-of DIR instead of training. Running the same command again in the same DIR
-resumes from the latest checkpoint.
+Parses the flags, sets up the console and the devices, and hands over to the
+trainer. Bad input ends here as one line on stderr with no traceback (exit
+status 2 for a config or usage error, 1 for the rest); a run stopped by SIGTERM
+exits with `trainer.STOPPED_EXIT_STATUS` after saving.
 """
 
 from __future__ import annotations
 
-import os
+import difflib
+import re
 import sys
 
-# TensorFlow (tf.data, CLU) must never take the GPU or spam the console.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
-from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+from vireid_jax import config_defaults, console
+from vireid_jax.data.tensorflow_setup import quiet_tensorflow
+from vireid_jax.errors import ConfigError, UserError
+from vireid_jax.training import parallel, trainer
+
+# TensorFlow (tf.data, CLU) must never fill the console; set before it is first imported.
+quiet_tensorflow()
+
+USAGE = """\
+vireid_jax: visible-infrared person re-identification in JAX.
+
+Train, or resume (the same command again continues from the latest checkpoint):
+  python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \\
+      --config.data.root=/data/SYSU-MM01 --config.model.pretrained=resnet50.npz
+The CPU demo (a synthetic dataset in the SYSU-MM01 layout, about 6 minutes):
+  python -m vireid_jax.main --config=configs/synthetic.py --workdir=workdirs/demo
+Evaluate a run again, with its own config and other evaluation settings:
+  python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \\
+      --config.mode=eval --config.eval.rerank=True
+The tests:
+  python -m pytest -q -n 2 tests
+
+Flags:
+  --config=FILE[:ARG]   configs/sysu.py, regdb.py, agw_baseline.py, caj_baseline.py,
+                        ablation.py:ROW[,DATASET], synthetic.py
+  --config.KEY=VALUE    change any config key; every key, its default and its allowed
+                        values: vireid_jax/config_defaults.py
+  --workdir=DIR         checkpoints, summaries and results of the run
+  --verbosity=0         also show the libraries' INFO logs (or VIREID_VERBOSE=1)
+
+Exit status: 0 done; 1 bad input (a path, a dataset, a checkpoint); 2 bad config or
+usage; 143 stopped by SIGTERM after saving a checkpoint (run the same command again).
+"""
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (configs/*.py), with --config.key=value overrides.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, summaries, results.")
-flags.mark_flags_as_required(["config", "workdir"])
+
+_OVERRIDE = re.compile(r"^--config\.([A-Za-z0-9_.]+)(=|$)")
 
 
-def hide_gpus_from_tensorflow() -> None:
+def override_keys(argv: list[str]) -> list[str]:
+  """The dotted config keys given as `--config.KEY=VALUE` (or `--config.KEY VALUE`)."""
+  return [m.group(1) for a in argv if (m := _OVERRIDE.match(a))]
+
+
+def unknown_key_problems(argv: list[str]) -> list[str]:
+  """One line per `--config.KEY` that no config has, with the closest known keys."""
+  known = sorted(flatten_keys(config_defaults.base_config()))
+  problems = []
+  for key in override_keys(argv):
+    if key not in known:
+      close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+      hint = f" Did you mean {', '.join(close)}?" if close else ""
+      problems.append(f"{key}: no such config key.{hint}")
+  return problems
+
+
+def flatten_keys(config, prefix: str = "") -> list[str]:
+  keys = []
+  for k, v in config.items():
+    if hasattr(v, "items"):
+      keys += flatten_keys(v, f"{prefix}{k}.")
+    else:
+      keys.append(f"{prefix}{k}")
+  return keys
+
+
+def exit_with(problems: list[str], status: int) -> None:
+  for line in problems:
+    print(f"error: {line}", file=sys.stderr)
+  if status == 2:
+    print(f"Every config key, its default and its allowed values: "
+          f"{config_defaults.WHERE_KEYS_ARE}; usage: python -m vireid_jax.main --help",
+          file=sys.stderr)
+  sys.stderr.flush()
+  sys.exit(status)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with usage and config mistakes as one-line errors."""
+  if len(argv) == 1 or any(a in ("-h", "--help", "--helpshort", "--helpfull") for a in argv):
+    print(USAGE, end="")
+    sys.exit(0 if len(argv) > 1 else 2)
   try:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.set_visible_devices([], "GPU")
-  except ImportError:
-    pass
+    rest = flags.FLAGS(argv)
+  except flags.UnrecognizedFlagError as e:
+    exit_with([f"{e}. Usage: python -m vireid_jax.main --help"], 2)
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+    problems = unknown_key_problems(argv) or [str(e).splitlines()[0] if str(e) else repr(e)]
+    exit_with(problems, 2)
+  missing = [f"--{name}" for name in ("config", "workdir") if flags.FLAGS[name].value is None]
+  if missing:
+    exit_with([f"{' and '.join(missing)} must be given. Usage: python -m vireid_jax.main "
+               "--help"], 2)
+  if len(rest) > 1:
+    exit_with([f"unexpected arguments {rest[1:]}: give every setting as --config.KEY=VALUE."], 2)
+  return rest
 
 
 def main(argv) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  config = _CONFIG.value
-  hide_gpus_from_tensorflow()
-  import jax  # pylint: disable=g-import-not-at-top
-  from vireid_jax.training import parallel, trainer  # pylint: disable=g-import-not-at-top
+  del argv
+  console.configure(verbose=flags.FLAGS["verbosity"].present)
   parallel.maybe_initialize_distributed()
-  logging.info("JAX %s: process %d/%d, devices: %s", jax.__version__, jax.process_index(),
-               jax.process_count(), jax.devices())
-  from vireid_jax.data.images import BadImageError  # pylint: disable=g-import-not-at-top
-  if config.mode not in ("train", "eval"):
-    raise app.UsageError(f"--config.mode={config.mode!r}: use train or eval.")
   try:
-    if config.mode == "train":
-      trainer.train_and_evaluate(config, _WORKDIR.value)
+    config = _CONFIG.value
+    if config.mode == "eval":     # the run's own config.json plus the overrides, checked there
+      status = trainer.evaluate_run(config, _WORKDIR.value, override_keys(sys.argv))
     else:
-      trainer.evaluate_checkpoint(config, _WORKDIR.value)
-  except (FileNotFoundError, BadImageError, trainer.NonFiniteLossError,
-          trainer.checkpointing.CheckpointMismatchError) as e:
-    user_error(e)
-  except ValueError as e:
-    if not str(e).startswith("Invalid config"):
-      raise
-    user_error(e)
-
-
-def user_error(error: Exception) -> None:
-  """Bad input (paths, data, config): the message says what to do; no traceback."""
-  logging.error("%s: %s", type(error).__name__, error)
-  print(f"\nerror: {error}", file=sys.stderr, flush=True)
-  sys.exit(1)
+      config_defaults.validate(config)
+      status = trainer.train_and_evaluate(config, _WORKDIR.value)
+  except ConfigError as e:
+    exit_with(e.problems, e.exit_status)
+  except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+    logging.debug("User error", exc_info=True)
+    exit_with([str(e)], getattr(e, "exit_status", 1))
+  sys.exit(status or 0)
 
 
 def run() -> None:
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":
-  sys.exit(run())
+  run()

@@ -1,9 +1,14 @@
-"""Which dataset a config names, where it is, and its train/test records.
+"""Which dataset a config names, where its records and pixels come from.
 
 `data.name` is one of sysu | regdb | synthetic | fake. `synthetic` generates
 the synthetic dataset (in the SYSU-MM01 or RegDB layout, `data.synthetic_layout`)
 into the workdir the first time and then reads it like the real one, through
 the same readers, so the demo exercises exactly the code real data goes through.
+
+`data.source` says where records and pixels come from: `files` reads the
+dataset's folder (`data.root`); `tfds` reads the records that
+`python -m vireid_jax.data.prepare_tfds` prepared once into `data.tfds_dir`
+(same records, original paths as keys, pixels from an `EncodedImages` store).
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ import tempfile
 import ml_collections
 from absl import logging
 
+from vireid_jax.data import regdb, synthetic, sysu
+from vireid_jax.data.image_store import EncodedImages
+from vireid_jax.data.images import BadImageError
 from vireid_jax.data.records import TrainSet
+from vireid_jax.data.synthetic import marker as synthetic_marker
+from vireid_jax.errors import DataError
 
 DATASETS = ("sysu", "regdb", "synthetic", "fake")
+SOURCES = ("files", "tfds")
 
 
 def layout_and_root(data_cfg: ml_collections.ConfigDict, workdir: str) -> tuple[str, str]:
-  """Returns (layout, root): layout is "sysu" or "regdb"."""
+  """Returns (layout, root) of data.source=files: layout is "sysu" or "regdb"."""
   name = data_cfg.name
   if name in ("sysu", "regdb"):
     return name, os.path.abspath(os.path.expanduser(data_cfg.root)) if data_cfg.root else ""
@@ -29,51 +40,155 @@ def layout_and_root(data_cfg: ml_collections.ConfigDict, workdir: str) -> tuple[
     layout = data_cfg.synthetic_layout
     if layout not in ("sysu", "regdb"):
       raise ValueError(f"data.synthetic_layout must be sysu or regdb, got {layout!r}.")
-    root = data_cfg.root or os.path.join(workdir, f"synthetic_{layout}")
+    root = os.path.abspath(os.path.expanduser(data_cfg.root or os.path.join(
+        workdir, f"synthetic_{layout}")))
     ensure_synthetic(root, layout, int(data_cfg.synthetic_num_ids), seed=0)
-    return layout, os.path.abspath(root)
+    return layout, root
   raise ValueError(f"data.name={name!r} has no files; expected one of {DATASETS}.")
 
 
 def ensure_synthetic(root: str, layout: str, num_ids: int, seed: int = 0) -> None:
-  """Generates the synthetic dataset at `root` unless it is already complete.
+  """Makes `root` hold the synthetic dataset: reuses it, or generates it if `root` is new.
 
-  Written into a temporary sibling folder and renamed into place, so an
-  interrupted generation never leaves a half-written dataset behind.
+  Reuses a folder with the generator's completion marker (of the same layout;
+  its own number of ids and seed win, with a warning if they differ from the
+  config). Generates only where `root` does not exist or is an empty folder:
+  into a temporary sibling folder, renamed into place when complete, so an
+  interrupted generation never leaves a half-written dataset at `root`.
+  Anything else at `root` is refused, untouched (FileExistsError).
   """
-  marker = os.path.join(root, ".complete")
-  if os.path.exists(marker):
+  settings = synthetic_marker.read_marker(root)
+  if settings is not None:
+    _check_reused(root, settings, layout, num_ids, seed)
     return
-  from vireid_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  if os.path.exists(root) and not (os.path.isdir(root) and not os.listdir(root)):
+    raise FileExistsError(_not_ours_message(root))
   parent = os.path.dirname(os.path.abspath(root))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".synthetic_tmp_", dir=parent)
   logging.info("Generating the synthetic %s-layout dataset (%d ids) in %s", layout, num_ids, root)
-  synthetic.generate(layout, tmp, num_ids=num_ids, seed=seed)
-  with open(os.path.join(tmp, ".complete"), "w") as f:
-    f.write(f"layout={layout} num_ids={num_ids} seed={seed}\n")
-  if os.path.exists(root):
-    if os.path.exists(marker):   # another process finished first
-      shutil.rmtree(tmp, ignore_errors=True)
-      return
-    shutil.rmtree(root)
-  os.replace(tmp, root)
+  try:
+    synthetic.generate(layout, tmp, num_ids=num_ids, seed=seed)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)   # ours: made by mkdtemp above, never renamed
+    raise
+  try:
+    os.replace(tmp, root)     # only onto a missing or empty folder
+  except OSError:             # root got files meanwhile: another process, or someone else
+    shutil.rmtree(tmp)        # ours (made above); root stays as it is
+    settings = synthetic_marker.read_marker(root)
+    if settings is None:
+      raise FileExistsError(_not_ours_message(root)) from None
+    _check_reused(root, settings, layout, num_ids, seed)
+
+
+def _not_ours_message(root: str) -> str:
+  return (f"{root!r} exists and was not made by the synthetic generator: did you mean "
+          "--config.data.name=sysu (or regdb) to train on it? Otherwise choose an empty or new "
+          "--config.data.root (or leave it empty to use WORKDIR/synthetic_<layout>). Nothing in "
+          f"{root!r} was changed.")
+
+
+def _check_reused(root: str, settings: dict, layout: str, num_ids: int, seed: int) -> None:
+  if settings.get("layout", layout) != layout:
+    raise ValueError(
+        f"{root!r} holds a synthetic {settings['layout']}-layout dataset, but "
+        f"data.synthetic_layout={layout!r}: set --config.data.synthetic_layout="
+        f"{settings['layout']}, or choose another --config.data.root.")
+  ours = {"num_ids": str(num_ids), "seed": str(seed)}
+  differ = {k: settings[k] for k, v in ours.items() if settings.get(k, v) != v}
+  if differ:
+    logging.warning("%s was generated with %s; using it as it is (config: %s). Delete it or "
+                    "choose another data.root to generate the config's dataset.", root,
+                    " ".join(f"{k}={v}" for k, v in differ.items()),
+                    " ".join(f"{k}={ours[k]}" for k in differ))
+
+
+def _tfds_source():
+  """The TFDS reader; imported on use, so that data.source=files needs no TensorFlow."""
+  from vireid_jax.data import tfds_source  # pylint: disable=g-import-not-at-top
+  return tfds_source
+
+
+def _check_source(data_cfg: ml_collections.ConfigDict) -> bool:
+  """True for data.source=tfds."""
+  if data_cfg.source not in SOURCES:
+    raise ValueError(f"data.source={data_cfg.source!r}: use one of {SOURCES}.")
+  return data_cfg.source == "tfds"
 
 
 def load_train_set(data_cfg: ml_collections.ConfigDict, workdir: str) -> TrainSet:
+  """The training records (and, for data.source=tfds, their images)."""
+  if _check_source(data_cfg):
+    return _tfds_source().load_train_set(data_cfg)
   layout, root = layout_and_root(data_cfg, workdir)
   if layout == "sysu":
-    from vireid_jax.data import sysu  # pylint: disable=g-import-not-at-top
     return sysu.load_train(root)
-  from vireid_jax.data import regdb  # pylint: disable=g-import-not-at-top
   return regdb.load_train(root, int(data_cfg.trial))
 
 
 def load_test_set(data_cfg: ml_collections.ConfigDict, workdir: str):
   """Returns (layout, test set): a SysuTestSet or a RegdbTestSet."""
+  if _check_source(data_cfg):
+    return _tfds_source().load_test_set(data_cfg)
   layout, root = layout_and_root(data_cfg, workdir)
   if layout == "sysu":
-    from vireid_jax.data import sysu  # pylint: disable=g-import-not-at-top
     return layout, sysu.load_test(root)
-  from vireid_jax.data import regdb  # pylint: disable=g-import-not-at-top
   return layout, regdb.load_test(root, int(data_cfg.trial))
+
+
+def test_image_source(data_cfg: ml_collections.ConfigDict) -> EncodedImages | None:
+  """Where the evaluation reads test pixels: None = the files; else the prepared images.
+
+  Pass it to `evaluation.features.make_extractor(..., image_source=...)`.
+  """
+  if data_cfg.name == "fake" or not _check_source(data_cfg):
+    return None
+  return _tfds_source().test_images(data_cfg)
+
+
+def test_paths(layout: str, test_set) -> tuple[tuple[str, list[str]], tuple[str, list[str]]]:
+  """((name, query paths), (name, gallery paths)) of a test set, for checks and messages."""
+  if layout == "sysu":
+    return (("query (infrared, cam3/cam6)", [r.path for r in test_set.query]),
+            ("gallery (visible, cam1/cam2/cam4/cam5)",
+             [p for paths in test_set.gallery_files.values() for p in paths]))
+  return (("thermal", [r.path for r in test_set.thermal]),
+          ("visible", [r.path for r in test_set.visible]))
+
+
+def check_test_set(data_cfg: ml_collections.ConfigDict, workdir: str) -> None:
+  """Cheap start-up check that the evaluation will find its images; call before step 0.
+
+  Loads the query and gallery lists and checks that neither is empty and that
+  every file exists and is not empty (no decoding: a few ms per thousand
+  files). Raises FileNotFoundError or BadImageError naming the
+  file and what to do, so a broken test set stops the run before training
+  rather than at the first evaluation.
+  """
+  if data_cfg.name == "fake":
+    return
+  check_test_images(data_cfg, *load_test_set(data_cfg, workdir))
+
+
+def check_test_images(data_cfg: ml_collections.ConfigDict, layout: str, test_set) -> None:
+  """`check_test_set` on a test set already loaded (`load_test_set`'s layout and set)."""
+  store = test_image_source(data_cfg)
+  how = ("re-copy it from the dataset archive (`python -m vireid_jax.data.check` lists every "
+         "broken file)")
+  for name, paths in test_paths(layout, test_set):
+    if not paths:
+      raise DataError(f"The {layout} test set has no {name} images: check the test lists of "
+                      "the dataset (SYSU-MM01: exp/test_id.txt; RegDB: idx/test_*.txt).")
+    if store is not None:
+      store.encoded(paths)   # raises FileNotFoundError naming a missing record
+      continue
+    for path in paths:
+      try:
+        size = os.stat(path).st_size
+      except FileNotFoundError:
+        raise FileNotFoundError(f"Test image {path!r} ({name}) does not exist: {how}.") from None
+      if size == 0:
+        raise BadImageError(f"Test image {path!r} ({name}) is empty (0 bytes): {how}.")
+
+

@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from vireid_jax.errors import DataError
+
 # ImageNet statistics, in 0..255 units, RGB order.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
 
 
-class BadImageError(ValueError):
+class BadImageError(DataError, ValueError):
   """An image file that cannot be decoded (truncated, empty, not an image)."""
 
 

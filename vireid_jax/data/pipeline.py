@@ -37,8 +37,6 @@ train step never need it.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -48,6 +46,7 @@ from vireid_jax.data import channel_augment
 from vireid_jax.data.images import BadImageError
 from vireid_jax.data.records import TrainSet
 from vireid_jax.data.sampler import PairedIdentitySampler
+from vireid_jax.data.tensorflow_setup import import_tf
 
 # Layout of the per-image uniform draws of the TF ops (pad/crop and flip).
 _U_FLIP, _U_CROP_Y, _U_CROP_X = range(3)
@@ -58,19 +57,6 @@ _AUGMENT_STREAM = 0xA06E27
 
 _HOW_TO_FIX = ("The file is empty, truncated or not an image: re-copy it from the "
                "dataset archive, or delete it and run `python -m vireid_jax.data.check`.")
-
-
-@functools.lru_cache(maxsize=None)
-def import_tf():
-  """Imports TensorFlow quietly, on the CPU only (JAX owns the accelerators)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:   # devices already initialised: they were hidden before
-    pass
-  return tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,40 +218,47 @@ def step_views(sampler: PairedIdentitySampler, spec: AugmentSpec, host_id: int =
 # ----------------------------------------------------------------------------
 # Bad-file reporting.
 
-def _find_bad_file(paths: Sequence[str], error: Exception) -> Exception:
-  """Decodes `paths` one by one; returns an error naming the first that fails."""
+def _find_bad_file(paths: Sequence[str], error: Exception, store=None) -> Exception:
+  """Decodes `paths` one by one; returns an error naming the first that fails.
+
+  `store`: the train set's `EncodedImages` (data.source=tfds), read instead of the files.
+  """
   tf = import_tf()
   for path in dict.fromkeys(paths):      # unique, in order
     try:
-      decode(tf.io.read_file(path))
+      decode(tf.io.read_file(path) if store is None else store.encoded([path])[0])
     except tf.errors.NotFoundError:
       return FileNotFoundError(f"Training image {path!r} does not exist; the dataset "
                                "changed after its records were read.")
     except tf.errors.OpError as e:
-      return BadImageError(f"Cannot decode image {path!r} ({e.message.strip()}). {_HOW_TO_FIX}")
+      where = "" if store is None else f" (prepared record in {store.origin})"
+      return BadImageError(f"Cannot decode image {path!r}{where} ({e.message.strip()}). "
+                           f"{_HOW_TO_FIX}")
   return RuntimeError(f"The input pipeline failed on one of {len(paths)} files "
                       f"(each decodes on its own), first {paths[0]!r}: {error}")
 
 
 def decode_files(paths: Sequence[str], image_size: Sequence[int],
-                 num_parallel_calls: int = -1) -> np.ndarray:
+                 num_parallel_calls: int = -1, store=None) -> np.ndarray:
   """Decodes and resizes every file once: uint8 (N, H, W, 3), same ops as the stream.
 
-  Memory is N*H*W*3 bytes: ~4.2 GB for SYSU-MM01's ~34k training images at
-  288x144, ~0.5 GB for a RegDB split.
+  `store`: an `EncodedImages` (data.source=tfds) whose bytes are decoded
+  instead of the files. Memory is N*H*W*3 bytes: ~4.2 GB for SYSU-MM01's
+  ~34k training images at 288x144, ~0.5 GB for a RegDB split.
   """
   tf = import_tf()
   paths = [str(p) for p in paths]
   height, width = int(image_size[0]), int(image_size[1])
   out = np.empty((len(paths), height, width, 3), np.uint8)
-  logging.info("Decoding %d training images into memory (%.2f GB, data.cache_decoded=True)",
-               len(paths), out.nbytes / 1e9)
   if not paths:
     return out
   chunk = 64
-  ds = tf.data.Dataset.from_tensor_slices(np.array(paths, dtype=object))
+  if store is None:
+    ds = tf.data.Dataset.from_tensor_slices(np.array(paths, dtype=object)).map(tf.io.read_file)
+  else:
+    ds = tf.data.Dataset.from_tensor_slices(store.encoded(paths))
   load = tf.autograph.experimental.do_not_convert(
-      lambda p: decode_and_resize(tf.io.read_file(p), (height, width)))
+      lambda contents: decode_and_resize(contents, (height, width)))
   ds = ds.map(load, num_parallel_calls=_parallel_calls(tf, num_parallel_calls),
               deterministic=True)
   it = iter(ds.batch(chunk).prefetch(1).as_numpy_iterator())
@@ -273,7 +266,7 @@ def decode_files(paths: Sequence[str], image_size: Sequence[int],
     try:
       block = next(it)
     except tf.errors.OpError as e:
-      raise _find_bad_file(paths[start:start + chunk], e) from e
+      raise _find_bad_file(paths[start:start + chunk], e, store) from e
     out[start:start + len(block)] = block
   return out
 
@@ -293,11 +286,12 @@ def _parallel_calls(tf, value) -> int:
 class _TrainIterator:
   """The numpy batch iterator; turns TF decode errors into errors naming the file."""
 
-  def __init__(self, dataset, start_step: int, step_paths, errors):
+  def __init__(self, dataset, start_step: int, step_paths, errors, store=None):
     self._it = iter(dataset.as_numpy_iterator())
     self._step = int(start_step)
     self._step_paths = step_paths
     self._errors = errors
+    self._store = store
 
   @property
   def next_step(self) -> int:
@@ -311,7 +305,7 @@ class _TrainIterator:
     try:
       batch = next(self._it)
     except self._errors.OpError as e:
-      raise _find_bad_file(self._step_paths(self._step), e) from e
+      raise _find_bad_file(self._step_paths(self._step), e, self._store) from e
     self._step += 1
     return batch
 
@@ -328,7 +322,9 @@ def make_train_iterator(train_set: TrainSet, data_cfg, batch_cfg, *, seed: int,
   CAJ's augmentations also "visible_exchanged" (n, H, W, 3), same labels as
   "visible", and "<view>_ops" int32 (n, 5) per view (`channel_augment`).
   Endless unless num_steps is given. num_threads sets a private tf.data
-  thread pool (benchmarks); None uses TF's shared pool.
+  thread pool (benchmarks); None uses TF's shared pool. Pixels come from the
+  files at the records' paths, or from `train_set.images` (data.source=tfds,
+  images prepared at data.image_size): the same batches either way.
   """
   tf = import_tf()
   sampler = PairedIdentitySampler(train_set, batch_cfg.identities, batch_cfg.instances,
@@ -370,8 +366,14 @@ def make_train_iterator(train_set: TrainSet, data_cfg, batch_cfg, *, seed: int,
   else:
     steps = tf.data.Dataset.range(int(start_step), int(start_step) + int(num_steps))
 
+  store = train_set.images
+  if store is not None and store.image_size != size:
+    raise ValueError(f"The training images of {store.origin} are prepared at {store.image_size}, "
+                     f"not at data.image_size={size}: prepare them at that size.")
   if data_cfg.cache_decoded:
-    cache = decode_files(paths, size, data_cfg.num_parallel_calls)
+    logging.info("Decoding %d training images into memory (%.2f GB, data.cache_decoded=True)",
+                 len(paths), len(paths) * size[0] * size[1] * 3 / 1e9)
+    cache = decode_files(paths, size, data_cfg.num_parallel_calls, store)
 
     def step_elements(step):
       files, labels, keys, ops = step_files(step)
@@ -380,6 +382,16 @@ def make_train_iterator(train_set: TrainSet, data_cfg, batch_cfg, *, seed: int,
     def load(image, label, key, ops):
       return augment_image(image, key, spec), label, ops
     first_type, first_shape = tf.uint8, (total,) + size + (3,)
+  elif store is not None:
+    encoded = store.encoded(paths)
+
+    def step_elements(step):
+      files, labels, keys, ops = step_files(step)
+      return encoded[files], labels, keys, ops
+
+    def load(contents, label, key, ops):
+      return augment_image(decode_and_resize(contents, size), key, spec), label, ops
+    first_type, first_shape = tf.string, (total,)
   else:
     path_table = tf.constant(np.array(paths, dtype=object), tf.string)
     step_elements = step_files
@@ -415,4 +427,4 @@ def make_train_iterator(train_set: TrainSet, data_cfg, batch_cfg, *, seed: int,
   if num_threads:
     options.threading.private_threadpool_size = int(num_threads)
   ds = ds.with_options(options)
-  return _TrainIterator(ds, start_step, step_paths, tf.errors)
+  return _TrainIterator(ds, start_step, step_paths, tf.errors, store)

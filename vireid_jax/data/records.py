@@ -7,7 +7,10 @@ so SYSU-MM01, RegDB and the synthetic data look the same to the rest of the code
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Sequence
+
+from vireid_jax.data.image_store import EncodedImages
 
 VISIBLE = 0
 INFRARED = 1
@@ -39,6 +42,9 @@ class TrainSet:
   num_classes: int
   # Original person id of each class, index = class label.
   class_pids: tuple[int, ...]
+  # Where the pixels come from: None = the files at the records' paths; else the
+  # prepared images of the TFDS source, by path (data.source=tfds).
+  images: EncodedImages | None = dataclasses.field(default=None, compare=False, repr=False)
 
   @property
   def num_images(self) -> int:
@@ -48,7 +54,6 @@ class TrainSet:
 def check_dataset_root(root: str, required: Sequence[str], dataset: str,
                        how_to_get: str) -> None:
   """Raises FileNotFoundError naming every missing entry under `root`."""
-  import os
   if not root:
     raise FileNotFoundError(
         f"No {dataset} root given. Set --config.data.root=/path/to/{dataset}. "

@@ -1,6 +1,6 @@
 """RegDB on disk -> records. Plain numpy/stdlib: runs where TensorFlow is absent.
 
-Layout (METHOD.md section 1):
+Layout (docs/method.md, "Datasets on disk"):
 
     ROOT/Visible/<id>/*.bmp   ROOT/Thermal/<id>/*.bmp
     ROOT/idx/{train,test}_{visible,thermal}_{t}.txt, t = 1..10,
@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet, check_dataset_root
+from vireid_jax.data.records import (INFRARED, VISIBLE, ImageRecord, TrainSet,
+                                     check_dataset_root)
+from vireid_jax.errors import DataError
 
 VISIBLE_CAMERA = 1
 THERMAL_CAMERA = 2
@@ -59,28 +61,33 @@ def read_index(root: str, rel_file: str) -> list[tuple[str, int, str]]:
   """Parses an idx file into [(absolute path, label, relative path)], checking each file exists."""
   index_path = os.path.join(root, rel_file)
   entries = []
-  with open(index_path) as f:
-    for lineno, line in enumerate(f, start=1):
-      line = line.strip()
-      if not line:
-        continue
-      parts = line.split()
-      try:
-        if len(parts) != 2:
-          raise ValueError
-        rel, label = parts[0].replace("\\", "/"), int(parts[1])
-      except ValueError:
-        raise ValueError(
-            f"{index_path}, line {lineno}: {line!r} is not '<path relative to ROOT> <integer "
-            f"label>'. Re-copy the idx files (AGW/DDAG RegDB splits). {HOW_TO_GET}") from None
-      path = os.path.normpath(os.path.join(root, rel))
-      if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{index_path}, line {lineno} names {rel!r}, but {path!r} does not exist. Is ROOT "
-            f"the folder that holds Visible/ and Thermal/? {HOW_TO_GET}")
-      entries.append((path, label, rel))
+  try:
+    with open(index_path, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+  except UnicodeDecodeError:
+    raise DataError(f"{index_path} is not a text file of '<path> <label>' lines. Re-copy the idx "
+                    f"files (AGW/DDAG RegDB splits). {HOW_TO_GET}") from None
+  for lineno, line in enumerate(lines, start=1):
+    line = line.strip()
+    if not line:
+      continue
+    parts = line.split()
+    try:
+      if len(parts) != 2:
+        raise ValueError
+      rel, label = parts[0].replace("\\", "/"), int(parts[1])
+    except ValueError:
+      raise DataError(
+          f"{index_path}, line {lineno}: {line!r} is not '<path relative to ROOT> <integer "
+          f"label>'. Re-copy the idx files (AGW/DDAG RegDB splits). {HOW_TO_GET}") from None
+    path = os.path.normpath(os.path.join(root, rel))
+    if not os.path.isfile(path):
+      raise FileNotFoundError(
+          f"{index_path}, line {lineno} names {rel!r}, but {path!r} does not exist. Is ROOT "
+          f"the folder that holds Visible/ and Thermal/? {HOW_TO_GET}")
+    entries.append((path, label, rel))
   if not entries:
-    raise ValueError(f"{index_path} lists no images. {HOW_TO_GET}")
+    raise DataError(f"{index_path} lists no images. {HOW_TO_GET}")
   return entries
 
 
@@ -100,12 +107,12 @@ def load_train(root: str, trial: int) -> TrainSet:
   for name, labels in zip(names, (vis_labels, th_labels)):
     expected = set(range(len(labels)))
     if labels != expected:
-      raise ValueError(
+      raise DataError(
           f"{os.path.join(root, name)}: training labels must be contiguous 0..{len(labels) - 1}, "
           f"but {sorted(labels ^ expected)[:10]} break that. Use the original idx files, or "
           "relabel the classes 0..C-1.")
   if vis_labels != th_labels:
-    raise ValueError(
+    raise DataError(
         f"{os.path.join(root, names[0])} and {names[1]} have different label sets "
         f"({len(vis_labels)} vs {len(th_labels)} classes): each training identity needs images "
         "in both modalities.")

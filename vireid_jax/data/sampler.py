@@ -2,7 +2,7 @@
 
 Each step draws P identities without replacement, then K visible and K
 infrared images of each, with replacement and independently per modality
-(METHOD.md section 2). The draw of step s is a pure function of (seed, s), so
+(docs/method.md, "Training batches"). The draw of step s is a pure function of (seed, s), so
 the step number is the whole stream position: resuming at step s reproduces
 the uninterrupted stream and there is no sampler state to checkpoint.
 

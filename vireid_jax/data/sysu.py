@@ -1,6 +1,6 @@
 """SYSU-MM01 on disk -> records. Plain numpy/stdlib: runs where TensorFlow is absent.
 
-Layout (METHOD.md section 1):
+Layout (docs/method.md, "Datasets on disk"):
 
     ROOT/cam1 .. cam6/PPPP/NNNN.jpg    RGB cameras 1, 2, 4, 5; IR cameras 3, 6
     ROOT/exp/train_id.txt, val_id.txt, test_id.txt   one line of comma-separated ids
@@ -16,7 +16,9 @@ import os
 
 from absl import logging
 
-from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet, check_dataset_root
+from vireid_jax.data.records import (INFRARED, VISIBLE, ImageRecord, TrainSet,
+                                     check_dataset_root)
+from vireid_jax.errors import DataError
 
 RGB_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)
@@ -53,8 +55,12 @@ def read_id_file(path: str) -> tuple[int, ...]:
   """Parses one of exp/*_id.txt: comma-separated ints (line breaks tolerated)."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"SYSU-MM01 id list {path!r} is missing. {HOW_TO_GET}")
-  with open(path) as f:
-    text = f.read()
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except UnicodeDecodeError:
+    raise DataError(f"{path} is not a text file of comma-separated person ids: re-copy it from "
+                    "the SYSU-MM01 archive.") from None
   ids = []
   for token in text.replace("\n", ",").replace("\r", ",").split(","):
     token = token.strip()
@@ -63,11 +69,11 @@ def read_id_file(path: str) -> tuple[int, ...]:
     try:
       ids.append(int(token))
     except ValueError:
-      raise ValueError(
+      raise DataError(
           f"{path}: {token!r} is not an integer person id. The file must hold one line of "
           f"comma-separated ids, e.g. '1,2,4,5'. Re-copy it from the SYSU-MM01 archive.") from None
   if not ids:
-    raise ValueError(f"{path} lists no person ids: re-copy it from the SYSU-MM01 archive.")
+    raise DataError(f"{path} lists no person ids: re-copy it from the SYSU-MM01 archive.")
   return tuple(ids)
 
 
@@ -113,7 +119,7 @@ def load_train(root: str) -> TrainSet:
                     "remove them from exp/train_id.txt / val_id.txt.", root, one_sided)
   classes = [pid for pid in ids if pid not in empty]
   if not classes:
-    raise ValueError(f"SYSU-MM01 at {root!r}: none of the {len(ids)} training ids has images "
+    raise DataError(f"SYSU-MM01 at {root!r}: none of the {len(ids)} training ids has images "
                      f"under cam1..cam6/PPPP/. {HOW_TO_GET}")
   visible, infrared = [], []
   for label, pid in enumerate(classes):
@@ -146,6 +152,9 @@ def load_test(root: str) -> SysuTestSet:
   if missing:
     logging.warning("SYSU-MM01 at %s: test ids %s have no images in cam1..cam6.", root, missing)
   if not query:
-    raise ValueError(f"SYSU-MM01 at {root!r}: no IR query images (cam3/cam6) for the test ids "
-                     f"in exp/test_id.txt. {HOW_TO_GET}")
+    raise DataError(f"SYSU-MM01 at {root!r}: no IR query images (cam3/cam6) for the test ids "
+                    f"in exp/test_id.txt. {HOW_TO_GET}")
+  if not gallery:
+    raise DataError(f"SYSU-MM01 at {root!r}: no RGB gallery images (cam1/cam2/cam4/cam5) for the "
+                    f"test ids in exp/test_id.txt. {HOW_TO_GET}")
   return SysuTestSet(query=tuple(query), gallery_files=gallery, test_ids=test_ids)

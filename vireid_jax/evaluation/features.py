@@ -1,10 +1,12 @@
-"""Batched feature extraction for evaluation: image files in, L2-normalised features out.
+"""Batched feature extraction for evaluation: images in, L2-normalised features out.
 
 The embedding function is compiled once per modality for one fixed batch shape
 (the last batch is padded and its padded rows dropped), so a whole test set
 costs one compilation per modality whatever its size. Images are decoded by a
 thread pool (PIL releases the GIL) while the device embeds the previous batch.
-No TensorFlow: this runs where only JAX is installed.
+Images are the files at the given paths, or, with an `image_source` (the
+prepared images of `--config.data.source=tfds`), that store's images of those
+paths. No TensorFlow: this runs where only JAX is installed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vireid_jax.data import images as images_lib
+from vireid_jax.data.image_store import EncodedImages
 
 EmbedFn = Callable[[jax.Array, int], jax.Array]
 # Batches decoded ahead of the one being embedded.
@@ -25,7 +28,8 @@ _PREFETCH = 2
 
 def make_extractor(embed_fn: EmbedFn, image_size: tuple[int, int], batch_size: int, *,
                    flip: bool = False, mesh: jax.sharding.Mesh | None = None,
-                   num_threads: int = 8) -> Callable[[Sequence[str], int], np.ndarray]:
+                   num_threads: int = 8, image_source: EncodedImages | None = None
+                   ) -> Callable[[Sequence[str], int], np.ndarray]:
   """Returns `extract(paths, modality) -> float32 (N, D)` L2-normalised features.
 
   Args:
@@ -37,6 +41,8 @@ def make_extractor(embed_fn: EmbedFn, image_size: tuple[int, int], batch_size: i
       (then L2-normalise), the usual test-time augmentation.
     mesh: optional 1-D mesh with axis "data": batches are split over it.
     num_threads: image decoding threads.
+    image_source: where pixels come from: None reads the files at the paths;
+      an `EncodedImages` (`datasets.test_image_source`) gives its images of them.
   """
   height, width = (int(s) for s in image_size)
   batch_size = int(batch_size)
@@ -67,6 +73,8 @@ def make_extractor(embed_fn: EmbedFn, image_size: tuple[int, int], batch_size: i
     return compiled[modality]
 
   def load(path: str) -> np.ndarray:
+    if image_source is not None:
+      return images_lib.normalize(image_source.load(path, (height, width)))
     return images_lib.normalize(images_lib.load_image(path, (height, width)))
 
   def extract(paths: Sequence[str], modality: int) -> np.ndarray:

@@ -5,7 +5,7 @@
 per-query python loop: the 40 evaluations of the full SYSU-MM01 protocol (4
 settings x 10 trials) cost ~1.8 CPU-seconds instead of ~7 minutes (BENCHMARKS.md).
 
-Definitions (METHOD.md section 3), for one query, over the gallery ranked by
+Definitions (docs/method.md, "Evaluation protocols"), for one query, over the gallery ranked by
 ascending distance with a stable sort (ties keep gallery order):
   * SYSU camera rule: a query from camera 3 ignores every camera-2 image.
   * CMC: the query is "found at rank r" when its identity is the r-th distinct
@@ -46,6 +46,8 @@ import os
 
 import numpy as np
 
+# The percentages every protocol reports, in table order.
+METRIC_KEYS = ("rank1", "rank10", "rank20", "mAP", "mINP")
 # The SYSU camera rule: queries from camera 3 ignore gallery images of camera 2
 # (the same room, filmed by the other sensor).
 SYSU_RULE_QUERY_CAMERA = 3

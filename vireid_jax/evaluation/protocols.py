@@ -1,6 +1,6 @@
 """The SYSU-MM01 and RegDB test protocols: gallery draws, trials and averaging.
 
-SYSU-MM01 (METHOD.md section 3): infrared queries (cams 3, 6) against a visible
+SYSU-MM01 (docs/method.md, "Evaluation protocols"): infrared queries (cams 3, 6) against a visible
 gallery drawn per trial, in all-search (cams 1, 2, 4, 5) or indoor-search
 (cams 1, 2), single-shot (1 image per person and camera) or multi-shot (10).
 Two gallery draw rules are offered:
@@ -29,13 +29,16 @@ import random
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import scipy.io
 
+from vireid_jax.data import sysu
 from vireid_jax.data.records import INFRARED, VISIBLE
 from vireid_jax.evaluation import metrics
+from vireid_jax.evaluation import rerank as rerank_lib
+from vireid_jax.evaluation.metrics import METRIC_KEYS
 
-MODE_CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
+MODE_CAMERAS = {"all": sysu.RGB_CAMERAS, "indoor": sysu.INDOOR_CAMERAS}
 SHOT_SIZES = {"single": 1, "multi": 10}
-METRIC_KEYS = ("rank1", "rank10", "rank20", "mAP", "mINP")
 RAND_PERM_KEY = "rand_perm_cam"
 
 # (path, person id, camera)
@@ -94,7 +97,6 @@ class RandPermCam:
 
 def load_rand_perm_cam(path: str) -> RandPermCam:
   """Reads the official `rand_perm_cam.mat` (6x1 cell of Px1 cells of 10xN matrices)."""
-  import scipy.io  # pylint: disable=g-import-not-at-top
   if not path or not os.path.isfile(path):
     raise FileNotFoundError(
         f"rand_perm_cam file {path!r} not found. It ships with the official SYSU-MM01 "
@@ -134,7 +136,6 @@ def load_rand_perm_cam(path: str) -> RandPermCam:
 def write_rand_perm_cam(path: str, perms: Mapping[tuple[int, int], np.ndarray], *,
                         num_cameras: int = 6, num_ids: int = 333) -> None:
   """Writes `perms[(camera, pid)]` (trials x N, 1-based) in the official cell layout."""
-  import scipy.io  # pylint: disable=g-import-not-at-top
   outer = np.empty((num_cameras, 1), dtype=object)
   for c in range(num_cameras):
     inner = np.empty((num_ids, 1), dtype=object)
@@ -198,8 +199,7 @@ def _extract(extract: Extractor, paths: Sequence[str], modality: int) -> np.ndar
 
 def _distances(q: np.ndarray, g: np.ndarray, rerank: bool) -> np.ndarray:
   if rerank:
-    from vireid_jax.evaluation import rerank as rr  # pylint: disable=g-import-not-at-top
-    return np.asarray(rr.rerank_distances(q, g))
+    return np.asarray(rerank_lib.rerank_distances(q, g))
   return -(q @ g.T)
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 
-from vireid_jax.evaluation.protocols import METRIC_KEYS
+from vireid_jax import fileio
+from vireid_jax.evaluation.metrics import METRIC_KEYS
 
 _HEADERS = {"rank1": "Rank-1", "rank10": "Rank-10", "rank20": "Rank-20", "mAP": "mAP",
             "mINP": "mINP"}
@@ -34,31 +33,60 @@ def format_table(results: dict, dataset: str, over: str = "trials") -> str:
   return "\n".join(lines)
 
 
-def evaluation_settings(eval_cfg, checkpoint: str, step: int) -> dict:
-  """What decides the numbers besides the weights: stored with them in the results file."""
-  return {"checkpoint": str(checkpoint), "step": int(step), "rerank": bool(eval_cfg.rerank),
-          "flip": bool(eval_cfg.flip), "gallery_rule": str(eval_cfg.gallery_rule),
-          "trials": int(eval_cfg.trials)}
+def evaluation_settings(config, suite, checkpoint: str, step: int) -> dict:
+  """What decides the numbers besides the weights: stored with them in the results file.
+
+  `trials` is the number of gallery draws the table averages (1 for RegDB, whose
+  ten trial splits are ten runs); RegDB results also record their `split`.
+  """
+  settings = {"checkpoint": str(checkpoint), "step": int(step),
+              "rerank": bool(config.eval.rerank), "flip": bool(config.eval.flip),
+              "gallery_rule": str(config.eval.gallery_rule),
+              "trials": int(config.eval.trials) if suite.layout == "sysu" else 1,
+              "image_size": [int(s) for s in config.data.image_size],
+              "dtype": str(config.eval.dtype)}
+  if suite.layout == "regdb":
+    settings["split"] = int(config.data.trial)
+  return settings
 
 
-def results_filename(eval_cfg) -> str:
-  """`results.json` for the default evaluation; other settings get their own file.
+def variant_tags(settings: dict, reference: dict) -> list[str]:
+  """How an evaluation differs from the run's own report (`reference`), as name tags.
 
-  So `--config.mode=eval --config.eval.rerank=True` (or another checkpoint, flip
-  averaging, the official gallery rule) adds `results_rerank.json` etc. beside the
-  training's `results.json` instead of replacing it.
+  The run's report (best checkpoint, no re-ranking, no flip averaging, the
+  baseline gallery rule, the training's trials, image size, precision and
+  RegDB split) has no tags; anything else gets one per difference, so it is
+  written to its own file and summary tags and never replaces the report.
   """
   tags = []
-  if str(eval_cfg.checkpoint) != "best":
-    tags.append(f"ckpt{eval_cfg.checkpoint}" if str(eval_cfg.checkpoint).isdigit()
-                else str(eval_cfg.checkpoint))
-  if eval_cfg.rerank:
+  if settings["checkpoint"] != "best":
+    tags.append(f"ckpt{settings['checkpoint']}" if settings["checkpoint"].isdigit()
+                else settings["checkpoint"])
+  if settings["rerank"]:
     tags.append("rerank")
-  if eval_cfg.flip:
+  if settings["flip"]:
     tags.append("flip")
-  if str(eval_cfg.gallery_rule) != "baseline":
-    tags.append(str(eval_cfg.gallery_rule))
-  return "_".join(["results"] + tags) + ".json"
+  if settings["gallery_rule"] != "baseline":
+    tags.append(settings["gallery_rule"])
+  if settings["trials"] != reference["trials"]:
+    tags.append(f"trials{settings['trials']}")
+  if list(settings["image_size"]) != list(reference["image_size"]):
+    tags.append("x".join(str(s) for s in settings["image_size"]))
+  if settings["dtype"] != reference["dtype"]:
+    tags.append(settings["dtype"])
+  if settings.get("split") != reference.get("split"):
+    tags.append(f"split{settings['split']}")
+  return tags
+
+
+def results_filename(tags: list[str]) -> str:
+  """`results.json` for the run's report, `results_rerank.json` etc. for the others."""
+  return "_".join(["results"] + list(tags)) + ".json"
+
+
+def summary_prefix(tags: list[str]) -> str:
+  """`test` for the run's report, `test_rerank` etc.: one tag prefix per evaluation setting."""
+  return "_".join(["test"] + list(tags))
 
 
 def write_results_json(path: str, dataset: str, results: dict,
@@ -72,15 +100,4 @@ def write_results_json(path: str, dataset: str, results: dict,
     payload[name] = {k: float(r[k]) for k in METRIC_KEYS}
     payload[name]["std"] = {k: float(r.get("std", {}).get(k, 0.0)) for k in METRIC_KEYS}
     payload[name]["trials"] = int(r.get("trials", 1))
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".results_", suffix=".json.tmp", dir=folder)
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(payload, f, indent=2)
-      f.write("\n")
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  fileio.write_text_atomic(path, json.dumps(payload, indent=2) + "\n")

@@ -5,5 +5,5 @@
   triplet.weighted_regularized_triplet  AGW's `TripletLoss_WRT`
   triplet.adaptive_triplet          CAJ's `TripletLoss_ADP`
   distribution.distribution_consistency  cross-modality Gaussian divergence (sym-KL | W2)
-  objective.total_loss              the weighted sum of METHOD.md section 5
+  objective.total_loss              their weighted sum (docs/method.md, "Losses")
 """

@@ -1,4 +1,4 @@
-"""Cross-modality feature distribution consistency (METHOD.md section 5).
+"""Cross-modality feature distribution consistency (docs/method.md, "Losses").
 
 Each modality's features are modelled as a Gaussian with diagonal covariance,
 estimated in the batch (biased variance, floored), either per identity

@@ -1,4 +1,4 @@
-"""The training objective of METHOD.md section 5, from ViReIDNet's output dict.
+"""The training objective (docs/method.md, "Losses"), from ViReIDNet's output dict.
 
   L = w_id CE(shared) + w_tri Tri(shared feat, all rows)
     + w_intra sum_m [CE(branch_m) + Tri(branch_m feat, rows of m)]

@@ -24,6 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vireid_jax.models import fused_batchnorm
+
 Dtype = Any
 Initializer = Callable[..., jax.Array]
 
@@ -53,6 +55,13 @@ class BatchNorm(nn.Module):
     scale_init, bias_init: initialisers.
     groups: training statistics per block of batch/groups contiguous rows (1: the
       whole batch). The running statistics take the mean of the blocks' updates.
+    fused: "" (plain jnp, autodiff), "xla" or "pallas": in training with one group,
+      `fused_batchnorm.batch_norm_act` (BatchNorm + residual + ReLU as one op with
+      a hand-written backward pass; "pallas" runs its reductions as Pallas kernels
+      on one GPU and falls back to "xla" elsewhere).
+
+  The call's `residual` and `relu` fold a ResNet block's `relu(bn(x) + residual)`
+  into the layer, so that the fused op can make fewer passes over memory.
   """
   use_running_average: bool | None = None
   momentum: float = BN_MOMENTUM
@@ -64,14 +73,27 @@ class BatchNorm(nn.Module):
   scale_init: Initializer = nn.initializers.ones
   bias_init: Initializer = nn.initializers.zeros
   groups: int = 1
+  fused: str = ""
 
   @nn.compact
-  def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, use_running_average: bool | None = None, *,
+               residual: jax.Array | None = None, relu: bool = False) -> jax.Array:
     use_running_average = nn.merge_param(
         "use_running_average", self.use_running_average, use_running_average)
     features = x.shape[-1]
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((features,), jnp.float32))
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((features,), jnp.float32))
+    scale = self.param("scale", self.scale_init, (features,), self.param_dtype) \
+        if self.use_scale else None
+    bias = self.param("bias", self.bias_init, (features,), self.param_dtype) \
+        if self.use_bias else None
+    training = not use_running_average and not self.is_initializing()
+    if self.fused and training and self.groups == 1:
+      y, stats = fused_batchnorm.batch_norm_act(
+          x, scale, bias, residual, relu=relu, epsilon=self.epsilon,
+          impl=fused_impl(self.fused, x), dtype=self.dtype or x.dtype)
+      self._update_running(ra_mean, ra_var, stats.mean, stats.var, x.size // features)
+      return y
     xf = x.astype(jnp.float32)
     groups = 1 if use_running_average or self.is_initializing() else self.groups
     if x.shape[0] % groups:
@@ -99,22 +121,47 @@ class BatchNorm(nn.Module):
       if not grouped:
         mean, var = mean.reshape(features), var.reshape(features)
       if not self.is_initializing():
-        n = x.size // (groups * features)   # values per statistic
-        unbiased = var * (n / max(n - 1, 1))
-        batch_mean, batch_var = mean, unbiased
-        if grouped:
-          batch_mean = jnp.mean(mean.reshape(groups, features), axis=0)
-          batch_var = jnp.mean(unbiased.reshape(groups, features), axis=0)
-        m = self.momentum
-        ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(batch_mean)
-        ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(batch_var)
+        per_group = (lambda v: v.reshape(groups, features)) if grouped else (lambda v: v)
+        self._update_running(ra_mean, ra_var, per_group(mean), per_group(var),
+                             x.size // (groups * features))
     mul = jax.lax.rsqrt(var + self.epsilon)
     if self.use_scale:
-      mul = mul * self.param("scale", self.scale_init, (features,), self.param_dtype)
+      mul = mul * scale
     y = (xg - mean) * mul
     if self.use_bias:
-      y = y + self.param("bias", self.bias_init, (features,), self.param_dtype)
-    return (y.reshape(x.shape) if grouped else y).astype(self.dtype or x.dtype)
+      y = y + bias
+    y = (y.reshape(x.shape) if grouped else y).astype(self.dtype or x.dtype)
+    if residual is not None:
+      y = y + residual
+    return nn.relu(y) if relu else y
+
+  def _update_running(self, ra_mean, ra_var, mean, var, n: int) -> None:
+    """Running averages of the batch mean and the unbiased variance (the mean over groups).
+
+    `mean`, `var`: (features,) or (groups, features) biased batch statistics of
+    `n` values each.
+    """
+    unbiased = var * (n / max(n - 1, 1))
+    if mean.ndim == 2:
+      mean, unbiased = jnp.mean(mean, axis=0), jnp.mean(unbiased, axis=0)
+    m = self.momentum
+    ra_mean.value = m * ra_mean.value + (1.0 - m) * jax.lax.stop_gradient(mean)
+    ra_var.value = m * ra_var.value + (1.0 - m) * jax.lax.stop_gradient(unbiased)
+
+
+def fused_impl(fused: str, x: jax.Array) -> str:
+  """The `batch_norm_act` implementation for `BatchNorm.fused`: "pallas" only where it runs.
+
+  The Pallas kernels need one GPU (a pallas_call is not partitioned over a
+  sharded batch) and shapes they tile; anything else uses the XLA version.
+  """
+  if fused not in fused_batchnorm.IMPLS:
+    raise ValueError(f"BatchNorm fused={fused!r}: use '', 'xla' or 'pallas'.")
+  if fused == "pallas" and (jax.default_backend() != "gpu" or jax.device_count() != 1 or
+                            fused_batchnorm.pallas_blocks(x.size // x.shape[-1], x.shape[-1])
+                            is None):
+    return "xla"
+  return fused
 
 
 def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -> jax.Array:
@@ -123,7 +170,7 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int = 1) -
   flax's pool, whose gradient (XLA's select-and-scatter) sends each window's
   gradient to its first maximum in row-major order, as torch does at ties. Two
   hand-written elementwise backward passes were timed against it on an H200
-  and were no faster (BENCHMARKS.md, "Session 4"), so the plain op stays.
+  and were no faster (CHANGELOG.md, 2026-11-30), so the plain op stays.
   """
   _, h, w, _ = x.shape
   if h + 2 * padding < window or w + 2 * padding < window:

@@ -13,7 +13,8 @@ which pads asymmetrically at stride 2), the stride of a bottleneck on its
 3x3 conv (v1.5), downsample = 1x1 conv (stride s) + BN, BN eps 1e-5 and
 momentum 0.1 (flax 0.9), He-normal fan-out conv init, no conv biases.
 `last_stride=1` (the ReID convention) sets layer4's stride to 1.
-`bn_groups` is passed to every BatchNorm (`layers.BatchNorm.groups`).
+`bn_groups` and `fused_bn` are passed to every BatchNorm (`layers.BatchNorm.groups`,
+`.fused`); each BatchNorm applies its block's ReLU and residual add itself.
 `make_stage(..., non_local=True)` inserts AGW's non-local blocks
 (`non_local.py`) after the blocks `non_local_blocks` lists.
 
@@ -54,8 +55,9 @@ def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str) -> n
                  param_dtype=jnp.float32, kernel_init=conv_init, name=name)
 
 
-def _bn(dtype: Dtype, name: str, zero: bool = False, groups: int = 1) -> BatchNorm:
-  return BatchNorm(dtype=dtype, name=name, groups=groups,
+def _bn(dtype: Dtype, name: str, zero: bool = False, groups: int = 1,
+        fused: str = "") -> BatchNorm:
+  return BatchNorm(dtype=dtype, name=name, groups=groups, fused=fused,
                    scale_init=nn.initializers.zeros if zero else nn.initializers.ones)
 
 
@@ -66,16 +68,18 @@ class BasicBlock(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_residual: bool = False
   bn_groups: int = 1
+  fused_bn: str = ""
   expansion = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    ura, g = not train, self.bn_groups
+    ura, g, f = not train, self.bn_groups, self.fused_bn
     y = _conv(self.features, 3, self.stride, self.dtype, "conv1")(x)
-    y = nn.relu(_bn(self.dtype, "bn1", groups=g)(y, use_running_average=ura))
+    y = _bn(self.dtype, "bn1", groups=g, fused=f)(y, use_running_average=ura, relu=True)
     y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
-    y = _bn(self.dtype, "bn2", self.zero_init_residual, g)(y, use_running_average=ura)
-    return nn.relu(y + _shortcut(self, x, self.features, ura))
+    shortcut = _shortcut(self, x, self.features, ura)
+    return _bn(self.dtype, "bn2", self.zero_init_residual, g, f)(
+        y, use_running_average=ura, residual=shortcut, relu=True)
 
 
 class Bottleneck(nn.Module):
@@ -85,19 +89,21 @@ class Bottleneck(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_residual: bool = False
   bn_groups: int = 1
+  fused_bn: str = ""
   expansion = 4
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    ura, g = not train, self.bn_groups
+    ura, g, f = not train, self.bn_groups, self.fused_bn
     out = self.features * self.expansion
     y = _conv(self.features, 1, 1, self.dtype, "conv1")(x)
-    y = nn.relu(_bn(self.dtype, "bn1", groups=g)(y, use_running_average=ura))
+    y = _bn(self.dtype, "bn1", groups=g, fused=f)(y, use_running_average=ura, relu=True)
     y = _conv(self.features, 3, self.stride, self.dtype, "conv2")(y)
-    y = nn.relu(_bn(self.dtype, "bn2", groups=g)(y, use_running_average=ura))
+    y = _bn(self.dtype, "bn2", groups=g, fused=f)(y, use_running_average=ura, relu=True)
     y = _conv(out, 1, 1, self.dtype, "conv3")(y)
-    y = _bn(self.dtype, "bn3", self.zero_init_residual, g)(y, use_running_average=ura)
-    return nn.relu(y + _shortcut(self, x, out, ura))
+    shortcut = _shortcut(self, x, out, ura)
+    return _bn(self.dtype, "bn3", self.zero_init_residual, g, f)(
+        y, use_running_average=ura, residual=shortcut, relu=True)
 
 
 def _shortcut(block: nn.Module, x: jax.Array, out: int, ura: bool) -> jax.Array:
@@ -105,18 +111,21 @@ def _shortcut(block: nn.Module, x: jax.Array, out: int, ura: bool) -> jax.Array:
   if block.stride == 1 and x.shape[-1] == out:
     return x
   s = _conv(out, 1, block.stride, block.dtype, "downsample_conv")(x)
-  return _bn(block.dtype, "downsample_bn", groups=block.bn_groups)(s, use_running_average=ura)
+  return _bn(block.dtype, "downsample_bn", groups=block.bn_groups, fused=block.fused_bn)(
+      s, use_running_average=ura)
 
 
 class ResNetStem(nn.Module):
   """conv 7x7/2 (pad 3) -> BN -> ReLU -> max-pool 3x3/2 (pad 1): (N,H,W,3) -> (N,H/4,W/4,64)."""
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     x = _conv(64, 7, 2, self.dtype, "conv1")(x.astype(self.dtype))
-    x = nn.relu(_bn(self.dtype, "bn1", groups=self.bn_groups)(x, use_running_average=not train))
+    x = _bn(self.dtype, "bn1", groups=self.bn_groups, fused=self.fused_bn)(
+        x, use_running_average=not train, relu=True)
     # -inf padding, like torch's MaxPool2d(3, 2, padding=1).
     return max_pool(x, 3, 2, 1)
 
@@ -134,6 +143,7 @@ class ResNetStage(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_residual: bool = False
   bn_groups: int = 1
+  fused_bn: str = ""
   non_local: tuple[int, ...] = ()
   non_local_width: str = "reference"
 
@@ -141,7 +151,8 @@ class ResNetStage(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for i in range(self.num_blocks):
       x = self.block_cls(self.features, self.stride if i == 0 else 1, self.dtype,
-                         self.zero_init_residual, self.bn_groups, name=f"block{i}")(x, train)
+                         self.zero_init_residual, self.bn_groups, self.fused_bn,
+                         name=f"block{i}")(x, train)
       if i in self.non_local:
         x = NonLocal(self.non_local_width, self.dtype, self.bn_groups, name=f"nonlocal{i}")(
             x, train)
@@ -184,7 +195,7 @@ def non_local_blocks(depth: int, layer: int) -> tuple[int, ...]:
 
 def make_stage(depth: int, layer: int, stride: int | None = None, dtype: Dtype = jnp.float32,
                name: str | None = None, zero_init_residual: bool = False,
-               bn_groups: int = 1, non_local: bool = False,
+               bn_groups: int = 1, fused_bn: str = "", non_local: bool = False,
                non_local_width: str = "reference") -> ResNetStage:
   """torchvision's `layer{layer}` (1..4) of a ResNet of `depth`; stride 1 for layer1, else 2.
 
@@ -197,7 +208,7 @@ def make_stage(depth: int, layer: int, stride: int | None = None, dtype: Dtype =
     stride = 1 if layer == 1 else 2
   after = non_local_blocks(depth, layer) if non_local else ()
   return ResNetStage(block, sizes[layer - 1], STAGE_WIDTHS[layer - 1], stride, dtype,
-                     zero_init_residual, bn_groups, after, non_local_width, name=name)
+                     zero_init_residual, bn_groups, fused_bn, after, non_local_width, name=name)
 
 
 class ResNet(nn.Module):

@@ -1,6 +1,6 @@
 """The two-modality ReID network: modality stems, shared trunk, shared head, intra-modality branches.
 
-METHOD.md section 5. Both modalities go through one call so that the shared
+docs/method.md, "Network". Both modalities go through one call so that the shared
 layers' BatchNorm sees the whole (visible + infrared) batch, as in the AGW
 two-stream baseline:
 
@@ -56,6 +56,7 @@ class Trunk(nn.Module):
   depth: int = 50
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
   non_local: bool = False
   non_local_width: str = "reference"
 
@@ -63,7 +64,8 @@ class Trunk(nn.Module):
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for layer in (1, 2, 3):
       x = resnet.make_stage(self.depth, layer, None, self.dtype, f"layer{layer}",
-                            bn_groups=self.bn_groups, non_local=self.non_local,
+                            bn_groups=self.bn_groups, fused_bn=self.fused_bn,
+                            non_local=self.non_local,
                             non_local_width=self.non_local_width)(x, train)
     return x
 
@@ -83,12 +85,13 @@ class Head(nn.Module):
   gem_learnable: bool = False
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, logits: bool = True):
     if self.kind == "layer4":
       fmap = resnet.make_stage(self.depth, 4, self.last_stride, self.dtype, "layer4",
-                               bn_groups=self.bn_groups)(x, train)
+                               bn_groups=self.bn_groups, fused_bn=self.fused_bn)(x, train)
     else:
       y = nn.Conv(self.head_dim, (1, 1), use_bias=False, dtype=self.dtype,
                   param_dtype=jnp.float32, kernel_init=resnet.conv_init, name="conv")(x)
@@ -154,6 +157,7 @@ class ViReIDNet(nn.Module):
   retrieval_feature: str = "shared"
   batch_shards: int = 1
   sync_batchnorm: bool = True
+  fused_bn: str = ""
   non_local: bool = False
   non_local_width: str = "reference"
 
@@ -173,6 +177,7 @@ class ViReIDNet(nn.Module):
                retrieval_feature=str(model_cfg["retrieval_feature"]),
                batch_shards=int(batch_shards),
                sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)),
+               fused_bn=str(model_cfg.get("fused_bn", "")),
                non_local=bool(model_cfg.get("non_local", False)),
                non_local_width=str(model_cfg.get("non_local_width", "reference")))
 
@@ -186,17 +191,19 @@ class ViReIDNet(nn.Module):
     if self.retrieval_feature == "concat" and not self.intra_branches:
       raise ValueError("model.retrieval_feature=concat needs model.intra_branches=True.")
     groups = 1 if self.sync_batchnorm else max(1, self.batch_shards)
+    fused = self.fused_bn
     if self.two_stream:
-      self.stem_visible = resnet.ResNetStem(self.dtype, groups)
-      self.stem_infrared = resnet.ResNetStem(self.dtype, groups)
+      self.stem_visible = resnet.ResNetStem(self.dtype, groups, fused)
+      self.stem_infrared = resnet.ResNetStem(self.dtype, groups, fused)
     else:
-      self.stem = resnet.ResNetStem(self.dtype, groups)
+      self.stem = resnet.ResNetStem(self.dtype, groups, fused)
     non_local_lib.inner_width(64, self.non_local_width)   # fails clearly on an unknown width
-    self.trunk = Trunk(self.depth, self.dtype, groups, self.non_local, self.non_local_width)
+    self.trunk = Trunk(self.depth, self.dtype, groups, fused, self.non_local,
+                       self.non_local_width)
     head = functools.partial(Head, self.num_classes, depth=self.depth,
                              last_stride=self.last_stride, head_dim=self.branch_head_dim,
                              gem_p=self.gem_p, gem_learnable=self.gem_learnable, dtype=self.dtype,
-                             bn_groups=groups)
+                             bn_groups=groups, fused_bn=fused)
     self.shared = head(kind="layer4")
     if self.intra_branches:
       self.branch_visible = head(kind=self.branch)

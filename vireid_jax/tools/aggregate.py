@@ -6,8 +6,10 @@ Each file is one run's `results.json` (itself a mean over that run's gallery
 trials). Per protocol the table gives the mean over runs and the standard
 deviation across runs (ddof=0, as the per-trial one), the numbers papers report
 for RegDB. Runs of different datasets, or evaluated with different settings
-(re-ranking, flip averaging, gallery rule), are refused: their mean would mean
-nothing. Imports neither JAX nor TensorFlow.
+(re-ranking, flip averaging, gallery rule, image size, precision), are refused:
+their mean would mean nothing. So is the same RegDB split given twice; the
+table says how many of the ten splits it averages. Imports neither JAX nor
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Sequence
 import numpy as np
 
 from vireid_jax.evaluation import report as report_lib
-from vireid_jax.evaluation.protocols import METRIC_KEYS
-from vireid_jax.tools.workdir import UsageError, run_cli
+from vireid_jax.evaluation.metrics import METRIC_KEYS
+from vireid_jax.tools.cli import UsageError, run_cli
 
 # Settings that must agree between the runs; step and checkpoint may differ.
-MUST_MATCH = ("rerank", "flip", "gallery_rule")
+MUST_MATCH = ("rerank", "flip", "gallery_rule", "trials", "image_size", "dtype")
+REGDB_SPLITS = 10
 
 
 def load_results(path: str) -> dict:
@@ -57,6 +60,17 @@ def aggregate(runs: Sequence[tuple[str, dict]]) -> tuple[str, dict]:
                    if key in data.get("settings", {})]
       raise UsageError(f"The runs were evaluated with different {key} ({'; '.join(differing)}): "
                        "aggregate runs evaluated alike.")
+  splits = [data.get("settings", {}).get("split") for _, data in runs]
+  if any(s is not None for s in splits):
+    seen = {}
+    for (path, _), split in zip(runs, splits):
+      if split is None:
+        raise UsageError(f"{path} does not record its RegDB split: evaluate that run again "
+                         "(--config.mode=eval) to record it.")
+      if split in seen:
+        raise UsageError(f"{seen[split]} and {path} are both RegDB split {split}: give each "
+                         "split once.")
+      seen[split] = path
   common = [p for p in report_lib.protocol_names(runs[0][1])
             if all(p in data for _, data in runs)]
   if not common:
@@ -79,6 +93,11 @@ def main(argv: list[str] | None = None) -> str:
   runs = [(path, load_results(path)) for path in args.results]
   dataset, table = aggregate(runs)
   label = f"{dataset}, {len(runs)} runs"
+  splits = sorted(data["settings"]["split"] for _, data in runs
+                  if "split" in data.get("settings", {}))
+  if splits:
+    label = (f"{dataset}, {len(splits)} of the {REGDB_SPLITS} splits "
+             f"({', '.join(map(str, splits))})")
   text = report_lib.format_table(table, label, over="runs")
   print(text)
   if args.out:

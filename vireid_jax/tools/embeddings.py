@@ -14,6 +14,7 @@ Pure functions of arrays; matplotlib (Agg, no display) only in `plot_figure`.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -25,6 +26,8 @@ MARKERS = {VISIBLE: "o", INFRARED: "^"}
 MODALITY_LABELS = {VISIBLE: "visible", INFRARED: "infrared"}
 MODALITY_COLOURS = {VISIBLE: "tab:orange", INFRARED: "tab:purple"}
 VAR_FLOOR = 1e-6
+TITLE = "Test-set embeddings: are visible and infrared images of one person together?"
+LINE_INCHES = 0.25           # one line of the header (title or legend) above the panels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,65 +107,117 @@ def modality_stats(e: Embeddings) -> ModalityStats:
   return ModalityStats(vis.mean(0), ir.mean(0), vis.var(0), ir.var(0))
 
 
-def pick_identities(pids: np.ndarray, modalities: np.ndarray, count: int) -> np.ndarray:
-  """Up to `count` ids seen in both modalities, spread evenly over the sorted ids."""
-  both = np.intersect1d(pids[modalities == VISIBLE], pids[modalities == INFRARED])
+def shared_identities(runs: Sequence[Embeddings], count: int) -> np.ndarray:
+  """Up to `count` ids that every run has in both modalities, spread evenly over the sorted ids.
+
+  One choice for all runs, so that a colour is the same person in every column.
+  """
+  both = None
+  for r in runs:
+    ids = np.intersect1d(r.pids[r.modalities == VISIBLE], r.pids[r.modalities == INFRARED])
+    both = ids if both is None else np.intersect1d(both, ids)
   if count >= len(both):
     return both
   return both[np.unique(np.round(np.linspace(0, len(both) - 1, count)).astype(np.int64))]
 
 
+# Text sizes (points) of the embedding figure.
+TITLE_SIZE = 12
+LABEL_SIZE = 10
+TICK_SIZE = 9
+LEGEND_SIZE = 9
+
+
 def plot_figure(runs: Sequence[Embeddings], num_ids: int = 12, tsne: bool = False,
-                panel_size: tuple[float, float] = (4.0, 3.25), dpi: int = 80):
+                panel_size: tuple[float, float] = (4.6, 3.6), dpi: int = 100):
   """One column per run: PCA (and t-SNE) of `num_ids` identities, then mean/variance histograms.
 
-  Returns a matplotlib Figure of size (columns * panel width, rows * panel
-  height) inches at `dpi`.
+  Meant to be read without any other text: a title and a legend say what
+  colours and markers are, every axis is labelled, and each row shares its
+  axes across the columns, so two runs compare at a glance. Returns a
+  matplotlib Figure of (columns * panel width) by (rows * panel height + a
+  header of `LINE_INCHES` per line of title and legend, + 0.2) inches at `dpi`.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
+  from matplotlib.patches import Patch  # pylint: disable=g-import-not-at-top
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=g-import-not-at-top
 
   if not runs:
     raise ValueError("plot_figure needs at least one run.")
-  projections = [("PCA", pca_2d)] + ([("t-SNE", tsne_2d)] if tsne else [])
-  rows = len(projections) + 2
-  fig, axes = plt.subplots(rows, len(runs), squeeze=False, dpi=dpi,
-                           figsize=(panel_size[0] * len(runs), panel_size[1] * rows))
+  projections = [("PCA", pca_2d, "principal component")]
+  if tsne:
+    projections.append(("t-SNE", tsne_2d, "t-SNE axis"))
+  rows, cols = len(projections) + 2, len(runs)
+  width = panel_size[0] * cols
+  # The header: the title, wrapped to the figure's width, then the legend (one line of
+  # entries beside each other, or one entry per line in a single column).
+  heading = textwrap.fill(TITLE, width=int(width * 72 / ((TITLE_SIZE + 1) * 0.6)))
+  title_lines, legend_lines = heading.count("\n") + 1, (1 if cols > 1 else 3)
+  header = LINE_INCHES * (title_lines + legend_lines) + 0.2
+  total = panel_size[1] * rows + header
+  fig, axes = plt.subplots(rows, cols, squeeze=False, dpi=dpi, sharex="row", sharey="row",
+                           figsize=(width, total))
+  ids = shared_identities(runs, num_ids)
+  stats = [modality_stats(run) for run in runs]
+  # One set of bins per histogram row, over every run: bars of equal width compare.
+  bins = {key: np.histogram_bin_edges(np.concatenate(
+              [getattr(st, f"{key}_{MODALITY_LABELS[m]}") for st in stats for m in (VISIBLE, INFRARED)]),
+              bins=40) for key in ("mean", "var")}
   cmap = plt.get_cmap("tab20")
+  colour_of = {pid: cmap(i % 20) for i, pid in enumerate(ids)}
+
   for col, run in enumerate(runs):
-    ids = pick_identities(run.pids, run.modalities, num_ids)
     shown = np.isin(run.pids, ids)
-    colour_of = {pid: cmap(i % 20) for i, pid in enumerate(ids)}
-    for row, (name, project) in enumerate(projections):
+    for row, (name, project, axis_name) in enumerate(projections):
       ax = axes[row, col]
       if shown.sum() >= 3:
         xy = project(run.features[shown])
         for m in (VISIBLE, INFRARED):
           sel = run.modalities[shown] == m
-          ax.scatter(xy[sel, 0], xy[sel, 1], s=22, marker=MARKERS[m], linewidths=0.4,
+          ax.scatter(xy[sel, 0], xy[sel, 1], s=26, marker=MARKERS[m], linewidths=0.4,
                      c=[colour_of[p] for p in run.pids[shown][sel]], edgecolors="k")
-      ax.set_title(f"{run.label}: {name}, {len(ids)} identities", fontsize=9)
-      ax.set_xticks([])
-      ax.set_yticks([])
-    handles = [Line2D([], [], marker=MARKERS[m], linestyle="", color="gray",
-                      markeredgecolor="k", label=MODALITY_LABELS[m]) for m in (VISIBLE, INFRARED)]
-    axes[0, col].legend(handles=handles, fontsize=7, loc="best")
+      ax.set_title(f"{run.label}: {name}" if row else f"{run.label}\n{name}",
+                   fontsize=TITLE_SIZE if not row else LABEL_SIZE + 1)
+      ax.set_xlabel(f"{axis_name} 1", fontsize=LABEL_SIZE)
+      if col == 0:
+        ax.set_ylabel(f"{axis_name} 2", fontsize=LABEL_SIZE)
+      ax.tick_params(labelsize=TICK_SIZE)
+      if name == "t-SNE":             # t-SNE coordinates have no unit worth reading
+        ax.set_xticks([])
+        ax.set_yticks([])
 
-    stats = modality_stats(run)
-    for row, (what, v, i) in enumerate(
-        [("mean", stats.mean_visible, stats.mean_infrared),
-         ("variance", stats.var_visible, stats.var_infrared)], start=len(projections)):
+    st = stats[col]
+    for row, (what, key) in enumerate((("mean", "mean"), ("variance", "var")),
+                                      start=len(projections)):
       ax = axes[row, col]
-      bins = np.histogram_bin_edges(np.concatenate([v, i]), bins=40)
-      ax.hist(v, bins=bins, alpha=0.55, color=MODALITY_COLOURS[VISIBLE], label="visible")
-      ax.hist(i, bins=bins, alpha=0.55, color=MODALITY_COLOURS[INFRARED], label="infrared")
+      for m in (VISIBLE, INFRARED):
+        ax.hist(getattr(st, f"{key}_{MODALITY_LABELS[m]}"), bins=bins[key], alpha=0.55,
+                color=MODALITY_COLOURS[m], label=MODALITY_LABELS[m])
       title = f"{run.label}: per-dimension {what}"
       if what == "mean":
-        title += f"\nsym. KL of the modalities {stats.sym_kl:.3g}"
-      ax.set_title(title, fontsize=9)
-      ax.tick_params(labelsize=7)
-      ax.legend(fontsize=7)
-  fig.tight_layout()
+        title += f"\nsymmetric KL(visible, infrared) = {st.sym_kl:.3g}"
+      ax.set_title(title, fontsize=LABEL_SIZE + 1)
+      ax.set_xlabel(f"{what} of a feature dimension over the test images", fontsize=LABEL_SIZE)
+      if col == 0:
+        ax.set_ylabel("number of dimensions", fontsize=LABEL_SIZE)
+      ax.tick_params(labelsize=TICK_SIZE)
+      ax.xaxis.get_major_formatter().set_useOffset(False)
+      ax.xaxis.set_major_locator(MaxNLocator(5))
+      ax.legend(fontsize=LEGEND_SIZE, title="modality", title_fontsize=LEGEND_SIZE)
+
+  # Laid out first, so that the header (placed by hand) does not count twice.
+  fig.tight_layout(rect=(0, 0, 1, 1.0 - header / total))
+  fig.suptitle(heading, fontsize=TITLE_SIZE + 1, y=1.0 - 0.05 / total, va="top")
+  handles = [Line2D([], [], marker=MARKERS[m], linestyle="", color="lightgray",
+                    markeredgecolor="k", markersize=8, label=f"{MODALITY_LABELS[m]} image")
+             for m in (VISIBLE, INFRARED)]
+  same = ", the same people in every column" if cols > 1 else ""
+  handles.append(Patch(facecolor="none", edgecolor="none",
+                       label=f"colour: one person ({len(ids)} test identities{same})"))
+  fig.legend(handles=handles, loc="upper center", ncol=len(handles) if cols > 1 else 1,
+             fontsize=LEGEND_SIZE + 1, frameon=False, handletextpad=0.3, columnspacing=1.2,
+             labelspacing=0.3, bbox_to_anchor=(0.5, 1.0 - (0.1 + LINE_INCHES * title_lines) / total))
   return fig

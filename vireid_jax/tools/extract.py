@@ -18,15 +18,17 @@ import os
 import sys
 from typing import Sequence
 
+import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vireid_jax.data import images as images_lib
-from vireid_jax.data.records import INFRARED, VISIBLE
+from vireid_jax.data.records import MODALITY_NAMES
+from vireid_jax.tools import cli
 from vireid_jax.tools import workdir as workdir_lib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
+MODALITIES = {name: modality for modality, name in MODALITY_NAMES.items()}
 
 
 def find_images(folder: str) -> list[str]:
@@ -75,12 +77,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> str:
   args = parse_args(argv)
-  import jax  # pylint: disable=g-import-not-at-top
   folder = os.path.abspath(os.path.expanduser(args.images))
   names = find_images(folder)
   check_headers(folder, names)
   if args.batch_size < 0 or args.batch_size % jax.local_device_count():
-    raise workdir_lib.UsageError(f"--batch_size={args.batch_size}: use 0 or a multiple of the "
+    raise cli.UsageError(f"--batch_size={args.batch_size}: use 0 or a multiple of the "
                                  f"{jax.local_device_count()} local devices.")
   run = workdir_lib.load_run(args.workdir, args.checkpoint)
   batch_size = args.batch_size or int(run.config.eval.batch_size)
@@ -99,4 +100,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-  sys.exit(workdir_lib.run_cli(main))
+  sys.exit(cli.run_cli(main))

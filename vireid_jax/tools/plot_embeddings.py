@@ -7,8 +7,9 @@ t-SNE when scikit-learn is installed: `pip install scikit-learn`), coloured by
 identity with a circle for visible and a triangle for infrared images, and
 draws the per-dimension means and variances of the two modalities as
 histograms. With --baseline_workdir the baseline's column comes first, side by
-side with the full model. Writes DIR/plots/embeddings.png unless --out says
-otherwise.
+side with the full model, on shared axes; both runs must have been trained on
+the same dataset (--allow_different_data draws them anyway, with a warning).
+Writes DIR/plots/embeddings.png unless --out says otherwise.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import sys
 
 import numpy as np
 
+from vireid_jax.evaluation import rank_lists
 from vireid_jax.tools import embeddings
+from vireid_jax.tools import cli
 from vireid_jax.tools import workdir as workdir_lib
+from vireid_jax.training import run_info
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,45 +42,87 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                  help="auto: t-SNE when scikit-learn is installed.")
   p.add_argument("--label", default="full model", help="Title of the --workdir column.")
   p.add_argument("--baseline_label", default="baseline", help="Title of the baseline column.")
+  p.add_argument("--allow_different_data", action="store_true",
+                 help="Draw runs of different datasets side by side anyway (with a warning).")
   return p.parse_args(argv)
+
+
+def data_identity(data_cfg) -> tuple[str, tuple]:
+  """(description, key) of the test images a run's `config.data` names; equal keys, equal images.
+
+  A synthetic dataset is generated from its layout and number of identities
+  alone (fixed seed), so two workdirs that each generated one hold the same images.
+  """
+  name, layout = str(data_cfg.name), str(data_cfg.synthetic_layout)
+  trial = int(data_cfg.trial) if (layout if name == "synthetic" else name) == "regdb" else None
+  where = os.path.abspath(os.path.expanduser(data_cfg.root)) if data_cfg.root else ""
+  if name == "synthetic" and not where:
+    num_ids = int(data_cfg.synthetic_num_ids)
+    text = f"synthetic {layout} layout, {num_ids} identities"
+    key = (name, layout, num_ids, trial)
+  else:
+    text, key = f"{name} at {where or '(no data.root)'}", (name, where, trial)
+  return (text + (f", trial {trial}" if trial is not None else "")), key
+
+
+def check_same_data(workdir: str, baseline_workdir: str, allow_different: bool) -> None:
+  """Refuses (or, when allowed, warns about) two runs whose test sets differ, before any work."""
+  ours = data_identity(run_info.read_config(workdir).data)
+  theirs = data_identity(run_info.read_config(baseline_workdir).data)
+  if ours[1] == theirs[1]:
+    return
+  message = (f"the two runs were trained on different data: {workdir} on {ours[0]}, "
+             f"{baseline_workdir} on {theirs[0]}. Their embeddings and statistics do not "
+             "compare")
+  if not allow_different:
+    raise cli.UsageError(message + "; pass two runs of one dataset, or "
+                                 "--allow_different_data to draw them anyway.")
+  print(f"warning: {message}.", file=sys.stderr)
 
 
 def embed_test_set(workdir: str, checkpoint: str, label: str, max_images: int
                     ) -> embeddings.Embeddings:
-  """Restores a run and embeds (up to `max_images` per modality of) its test images."""
-  from vireid_jax.data import datasets  # pylint: disable=g-import-not-at-top
+  """Restores a run and embeds (up to `max_images` per modality of) its test images.
+
+  The column is titled "`label`, step S" (S: the restored checkpoint's step).
+  """
   run = workdir_lib.load_run(workdir, checkpoint)
-  layout, test_set = datasets.load_test_set(run.config.data, run.workdir)
+  suite, test_set = run.test_data()
   extract = run.extractor()
   feats, pids, mods = [], [], []
-  for modality, imgs in workdir_lib.images_by_modality(layout, test_set).items():
-    keep = workdir_lib.evenly_spaced(len(imgs.paths), max_images)
+  for modality, imgs in suite.images_by_modality(test_set).items():
+    keep = rank_lists.evenly_spaced(len(imgs.paths), max_images)
     feats.append(extract([imgs.paths[i] for i in keep], modality))
     pids.append(imgs.pids[keep])
     mods.append(np.full(len(keep), modality))
   print(f"{label}: {run.checkpoint} checkpoint of {run.workdir} (step {run.step}), "
         f"{len(pids[0])} visible + {len(pids[1])} infrared test images.")
-  return embeddings.Embeddings(label, np.concatenate(feats), np.concatenate(pids),
-                               np.concatenate(mods))
+  return embeddings.Embeddings(f"{label}, step {run.step}", np.concatenate(feats),
+                               np.concatenate(pids), np.concatenate(mods))
 
 
 def main(argv: list[str] | None = None) -> str:
   args = parse_args(argv)
   if args.num_ids < 1 or args.max_images < 2:
-    raise workdir_lib.UsageError(f"--num_ids={args.num_ids} --max_images={args.max_images}: "
+    raise cli.UsageError(f"--num_ids={args.num_ids} --max_images={args.max_images}: "
                                  "use --num_ids >= 1 and --max_images >= 2.")
   use_tsne = args.tsne == "on" or (args.tsne == "auto" and embeddings.tsne_available())
   if args.tsne == "on" and not embeddings.tsne_available():
-    raise workdir_lib.UsageError("--tsne=on needs scikit-learn: pip install scikit-learn.")
+    raise cli.UsageError("--tsne=on needs scikit-learn: pip install scikit-learn.")
   if args.tsne == "auto" and not use_tsne:
     print("note: scikit-learn is not installed: PCA only (pip install scikit-learn for t-SNE).",
           file=sys.stderr)
+  same_run = bool(args.baseline_workdir) and (
+      os.path.abspath(args.baseline_workdir) == os.path.abspath(args.workdir))
+  if args.baseline_workdir and not same_run:
+    check_same_data(args.workdir, args.baseline_workdir, args.allow_different_data)
   runs = []
   if args.baseline_workdir:
     runs.append(embed_test_set(args.baseline_workdir, args.checkpoint, args.baseline_label,
                                 args.max_images))
-  if runs and os.path.abspath(args.baseline_workdir) == os.path.abspath(args.workdir):
-    runs.append(dataclasses.replace(runs[0], label=args.label))   # same run: embed once
+  if same_run:                                 # embed once; the title keeps the step
+    step = runs[0].label[len(args.baseline_label):]
+    runs.append(dataclasses.replace(runs[0], label=args.label + step))
   else:
     runs.append(embed_test_set(args.workdir, args.checkpoint, args.label, args.max_images))
   for r in runs:
@@ -93,4 +139,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-  sys.exit(workdir_lib.run_cli(main))
+  sys.exit(cli.run_cli(main))

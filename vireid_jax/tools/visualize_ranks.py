@@ -21,7 +21,9 @@ import sys
 import numpy as np
 from PIL import Image
 
-from vireid_jax.tools import rank_lists
+from vireid_jax.data import datasets
+from vireid_jax.evaluation import rank_lists
+from vireid_jax.tools import cli
 from vireid_jax.tools import workdir as workdir_lib
 
 
@@ -52,13 +54,15 @@ def display_size(image_size, height: int) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> str:
   args = parse_args(argv)
   if args.num_queries < 1 or args.topk < 1:
-    raise workdir_lib.UsageError(f"--num_queries={args.num_queries} --topk={args.topk}: "
+    raise cli.UsageError(f"--num_queries={args.num_queries} --topk={args.topk}: "
                                  "both must be >= 1.")
   run = workdir_lib.load_run(args.workdir, args.checkpoint)
+  suite, test_set = run.test_data()
   ranks = rank_lists.build_rank_list(
-      run.config, run.workdir, run.extractor(), num_queries=args.num_queries, k=args.topk,
-      mode=args.mode, shot=args.shot, trial=args.trial)
-  picture = rank_lists.render(ranks, display_size(run.config.data.image_size, args.height))
+      suite, test_set, run.config.eval, run.extractor(), num_queries=args.num_queries,
+      k=args.topk, mode=args.mode, shot=args.shot, trial=args.trial)
+  picture = rank_lists.render(ranks, display_size(run.config.data.image_size, args.height),
+                              datasets.test_image_source(run.config.data))
   out = args.out or os.path.join(run.workdir, "plots", "rank_list.png")
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   Image.fromarray(picture).save(out)
@@ -72,4 +76,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-  sys.exit(workdir_lib.run_cli(main))
+  sys.exit(cli.run_cli(main))

@@ -24,10 +24,12 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vireid_jax.errors import UserError
+
 MAX_LISTED = 12    # mismatching keys named in an error; the rest are counted
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
   """A checkpoint whose arrays do not fit the train state of the current config."""
 
 
@@ -80,17 +82,30 @@ def mismatch_message(directory, step: int, lines: list[str], cause: str = "") ->
 
 
 class Checkpointer:
-  """Saves and restores the train state (any pytree) of one workdir."""
+  """Saves and restores the train state (any pytree) of one workdir.
 
-  def __init__(self, workdir: str, keep: int = 2, async_save: bool = True):
+  Each periodic checkpoint carries a small JSON record beside the arrays
+  (orbax's per-step custom metadata): which evaluations the run has done and
+  its best one so far, so a resumed run continues the evaluation history of
+  the uninterrupted one (`trainer.RunRecord`).
+
+  `read_only=True` opens the folders without creating them or deleting the
+  leftovers of an interrupted write: for checks before a start is accepted,
+  and for evaluating a finished run.
+  """
+
+  def __init__(self, workdir, keep: int = 2, async_save: bool = True, read_only: bool = False):
     self.workdir = os.path.abspath(workdir)
-    options = dict(enable_async_checkpointing=async_save, create=True,
-                   cleanup_tmp_directories=True)
+    options = dict(enable_async_checkpointing=async_save, create=not read_only,
+                   cleanup_tmp_directories=not read_only)
     # Naming the handler lets item_metadata() read a checkpoint before any restore.
     self.latest = ocp.CheckpointManager(
         os.path.join(self.workdir, "checkpoints"),
         item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, **options))
+    # Orbax keeps the one with the highest Rank-1; we only offer it a checkpoint
+    # that is strictly better than every earlier evaluation (as the reference code
+    # does), which also spares writing one that would be deleted at once.
     self.best = ocp.CheckpointManager(
         os.path.join(self.workdir, "best"),
         item_handlers=ocp.StandardCheckpointHandler(),
@@ -104,19 +119,35 @@ class Checkpointer:
   def best_step(self) -> int | None:
     return self.best.best_step()
 
-  def save(self, step: int, state: Any, force: bool = False) -> None:
-    self.latest.save(step, args=ocp.args.StandardSave(state), force=force)
+  def save(self, step: int, state: Any, record: dict | None = None) -> None:
+    """Saves `state` as step `step` of checkpoints/, with `record` (JSON) beside it."""
+    self.latest.save(step, args=ocp.args.StandardSave(state), force=True,
+                     custom_metadata=dict(record or {}))
 
-  def save_if_best(self, step: int, state: Any, rank1: float) -> bool:
-    """Saves `state` under best/ when `rank1` beats every earlier evaluation."""
-    prev = self.best.best_step()
-    if prev is not None:
-      prev_metrics = self.best.metrics(prev) if hasattr(self.best, "metrics") else None
-      if prev_metrics is not None and rank1 <= prev_metrics.get("rank1", -1.0):
-        return False
+  def save_best(self, step: int, state: Any, rank1: float) -> None:
+    """Saves `state` under best/ (the caller decided it beats every earlier evaluation)."""
+    if step in self.best.all_steps():   # written before an interruption: the same state
+      return
     self.best.save(step, args=ocp.args.StandardSave(state), metrics={"rank1": float(rank1)},
                    force=True)
-    return True
+
+  def record(self, step: int) -> dict:
+    """The JSON record saved with checkpoint `step` ({} for checkpoints without one)."""
+    try:
+      meta = self.latest.metadata(step)
+    except Exception:  # pylint: disable=broad-except
+      return {}
+    return dict(getattr(meta, "custom_metadata", None) or {})
+
+  def check_compatible(self, abstract_state: Any, which: str | int = "latest") -> None:
+    """Raises CheckpointMismatchError if checkpoint `which` does not fit `abstract_state`."""
+    manager, step = self._resolve(which)
+    saved = self._saved_shapes(manager, step)
+    if saved is not None:
+      wanted = tree_shapes(jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state))
+      lines = describe_mismatch(saved, wanted)
+      if lines:
+        raise CheckpointMismatchError(mismatch_message(manager.directory, step, lines))
 
   def restore(self, abstract_state: Any, which: str | int = "latest") -> tuple[Any, int]:
     """Restores into the structure and shardings of `abstract_state`.
@@ -130,13 +161,9 @@ class Checkpointer:
         of another model config.
     """
     self.wait()
+    self.check_compatible(abstract_state, which)
     manager, step = self._resolve(which)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
-    saved = self._saved_shapes(manager, step)
-    if saved is not None:
-      lines = describe_mismatch(saved, tree_shapes(abstract))
-      if lines:
-        raise CheckpointMismatchError(mismatch_message(manager.directory, step, lines))
     try:
       restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except (ValueError, KeyError, TypeError) as e:
@@ -187,7 +214,7 @@ class Checkpointer:
     self.best.wait_until_finished()
 
   def close(self) -> None:
+    """Waits for saves in flight, then releases the managers."""
     self.wait()
     self.latest.close()
     self.best.close()
-    logging.info("Checkpoints closed.")

@@ -67,13 +67,3 @@ def to_global_batch(local_batch: dict, mesh: Mesh) -> dict:
   sharding = batch_sharded(mesh)
   return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
           for k, v in local_batch.items()}
-
-
-def check_divisible(per_modality_batch: int, what: str = "batch") -> None:
-  n = jax.device_count()
-  if per_modality_batch % n:
-    raise ValueError(
-        f"The per-modality {what} ({per_modality_batch} images = "
-        f"batch.identities x batch.instances) is not divisible by the "
-        f"{n} devices. Change batch.identities or batch.instances so that "
-        f"P*K is a multiple of {n}.")

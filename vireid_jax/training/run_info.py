@@ -1,4 +1,10 @@
-"""Writes what is needed to reproduce a run into its workdir (seed, config, versions, git)."""
+"""What a workdir records about its run: the config, and each start's seed, versions, git.
+
+`config.json` holds the config of the latest start; `run_info.jsonl` one line
+per start (seed, command line, versions, git revision, devices, and the config
+keys that changed since the previous start). Evaluating a finished run, and
+the user tools, read the config back from here, so they need no `--config`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,18 @@ import sys
 import time
 
 import jax
+import ml_collections
 from absl import logging
+
+from vireid_jax import config_defaults, fileio
+from vireid_jax.errors import UserError
+
+CONFIG_FILE = "config.json"
+RUN_INFO_FILE = "run_info.jsonl"
+
+
+class NotAWorkdirError(UserError, FileNotFoundError):
+  """The folder holds no training run (no config.json)."""
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "ml-collections",
             "clu", "tensorflow", "tensorflow-cpu", "tensorflow-datasets", "vireid_jax")
@@ -65,7 +82,7 @@ def write(workdir: str, config, extra: dict | None = None) -> None:
   if jax.process_index() != 0:
     return
   os.makedirs(workdir, exist_ok=True)
-  config_path = os.path.join(workdir, "config.json")
+  config_path = os.path.join(workdir, CONFIG_FILE)
   text = config.to_json_best_effort(indent=2, sort_keys=True)
   changed = []
   if os.path.exists(config_path):
@@ -77,8 +94,7 @@ def write(workdir: str, config, extra: dict | None = None) -> None:
     if changed:
       logging.warning("%s was written by an earlier start with other values of %s; "
                       "now using this run's config.", config_path, ", ".join(changed))
-  with open(config_path, "w") as f:
-    f.write(text)
+  fileio.write_text_atomic(config_path, text)
   info = {
       "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
       "seed": int(config.seed),
@@ -92,5 +108,76 @@ def write(workdir: str, config, extra: dict | None = None) -> None:
       "config_changed": changed,
   }
   info.update(extra or {})
-  with open(os.path.join(workdir, "run_info.jsonl"), "a") as f:
+  with open(os.path.join(workdir, RUN_INFO_FILE), "a") as f:
     f.write(json.dumps(info) + "\n")
+
+
+# ---------------------------------------------------------------- reading back
+
+def _merge(base: ml_collections.ConfigDict, saved: dict, prefix: str = "") -> list[str]:
+  """Writes `saved` values into `base` in place; returns the saved keys `base` lacks."""
+  unknown = []
+  for key, value in saved.items():
+    name = f"{prefix}{key}"
+    if key not in base:
+      unknown.append(name)
+      continue
+    current = base[key]
+    if isinstance(current, ml_collections.ConfigDict):
+      if not isinstance(value, dict):
+        raise ValueError(f"{name} is a group of keys, but the saved config holds {value!r}.")
+      unknown += _merge(current, value, prefix=f"{name}.")
+      continue
+    if isinstance(current, tuple) and isinstance(value, list):
+      value = tuple(value)            # JSON has no tuples
+    elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+      value = float(value)
+    base[key] = value
+  return unknown
+
+
+def config_from_json(text: str, source: str = "<json>") -> ml_collections.ConfigDict:
+  """The saved config over `base_config()`: keys added since the run keep their defaults."""
+  try:
+    saved = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise UserError(f"{source} is not valid JSON ({e}): restore it from the run's first "
+                    "start, or train again in a new --workdir.") from e
+  if not isinstance(saved, dict):
+    raise UserError(f"{source} must hold a JSON object (the run's config).")
+  config = config_defaults.base_config()
+  try:
+    unknown = _merge(config, saved)
+  except (TypeError, ValueError) as e:
+    raise UserError(f"{source} does not fit this version's config keys ({e}).") from e
+  if unknown:
+    logging.warning("%s has keys this version does not know (ignored): %s", source,
+                    ", ".join(unknown))
+  return config
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config the run in `workdir` was (last) started with."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise NotAWorkdirError(
+        f"{workdir!r} has no {CONFIG_FILE}: it is not a training workdir. Train first with "
+        "`python -m vireid_jax.main --config=... --workdir=DIR` and pass that DIR.")
+  with open(path, encoding="utf-8") as f:
+    return config_from_json(f.read(), source=path)
+
+
+def read_last_record(workdir: str) -> dict:
+  """The last record of `run_info.jsonl` ({} when absent)."""
+  path = os.path.join(workdir, RUN_INFO_FILE)
+  if not os.path.isfile(path):
+    return {}
+  record = {}
+  with open(path, encoding="utf-8") as f:
+    for line in f:
+      if line.strip():
+        try:
+          record = json.loads(line)
+        except json.JSONDecodeError:   # a line cut short by a killed start
+          continue
+  return record

@@ -1,9 +1,11 @@
-"""Metric summaries: CLU writers (TensorBoard) plus a plain JSON-lines log.
+"""Metric summaries: TensorBoard (CLU's writer) plus a plain JSON-lines log.
 
-CLU's writers import TensorFlow, which some machines (the GPU benchmark host)
-lack; there the JSON-lines log, PNG files for images (WORKDIR/images/) and the
-console still work. `metrics.jsonl` in the workdir is also the easiest thing to
-parse in a notebook.
+`create_writer` combines both with CLU's `MultiWriter`. CLU's writers import
+TensorFlow, which some machines (a GPU host set up for JAX only) lack; there
+the JSON-lines log, PNG files for images (WORKDIR/images/) and the console
+still work. `metrics.jsonl` in the workdir is also the easiest thing to parse
+in a notebook. Nothing here prints to the console: the trainer's one progress
+line per log step does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 from absl import logging
+from PIL import Image
 
 
 def drop_partial_last_line(path: str) -> None:
@@ -47,10 +50,12 @@ def drop_partial_last_line(path: str) -> None:
 
 
 class JsonlWriter:
-  """Appends one JSON object per write to WORKDIR/metrics.jsonl.
+  """Appends one JSON object per `write_scalars` to WORKDIR/metrics.jsonl.
 
-  With `image_dir` (used when TensorBoard is unavailable) images are saved
-  there as PNG files, `TAG_STEP.png` (`TAG_STEP_I.png` for several per write).
+  Has the methods of CLU's `MetricWriter` that the trainer uses, so CLU's
+  `MultiWriter` drives it beside TensorBoard's writer. With `image_dir` (used
+  when TensorBoard is unavailable) images are saved there as PNG files,
+  `TAG_STEP.png` (`TAG_STEP_I.png` for several per write).
   """
 
   def __init__(self, path: str, image_dir: str | None = None):
@@ -68,7 +73,6 @@ class JsonlWriter:
   def write_images(self, step, images):
     if not self.image_dir:
       return
-    from PIL import Image  # pylint: disable=g-import-not-at-top
     os.makedirs(self.image_dir, exist_ok=True)
     for tag, batch in images.items():
       batch = np.asarray(batch)
@@ -85,6 +89,9 @@ class JsonlWriter:
   def write_texts(self, step, texts):
     del step, texts
 
+  def write_hparams(self, hparams):
+    del hparams
+
   def flush(self):
     self._f.flush()
 
@@ -92,52 +99,46 @@ class JsonlWriter:
     self._f.close()
 
 
-class MultiWriter:
-  def __init__(self, writers):
-    self.writers = list(writers)
+class NullWriter:
+  """The writer of processes other than 0: every write is dropped."""
 
   def __getattr__(self, name):
-    def call(*args, **kwargs):
-      for w in self.writers:
-        getattr(w, name)(*args, **kwargs)
-    return call
+    return lambda *args, **kwargs: None
 
 
-def create_writer(workdir: str, use_clu: bool = True):
-  """CLU default writer (TensorBoard + logging) + JSONL; only process 0 writes files."""
+def flat_hparams(config) -> dict[str, Any]:
+  """The config as TensorBoard hyperparameters: dotted keys, scalars and strings."""
+  out = {}
+
+  def walk(node, prefix):
+    for k, v in node.items():
+      if isinstance(v, Mapping):
+        walk(v, f"{prefix}{k}.")
+      else:
+        out[f"{prefix}{k}"] = v if isinstance(v, (bool, int, float, str)) else str(v)
+  walk(config.to_dict(), "")
+  return out
+
+
+def create_writer(workdir: str, tensorboard: bool = True):
+  """TensorBoard (CLU) + metrics.jsonl in `workdir`; only process 0 writes files.
+
+  Without TensorBoard (`tensorboard=False`, or CLU/TensorFlow not installed)
+  images go to WORKDIR/images/ as PNG files.
+  """
   if jax.process_index() != 0:
-    return MultiWriter([])
+    return NullWriter()
   os.makedirs(workdir, exist_ok=True)
   jsonl = JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
-  writers = [jsonl]
-  if use_clu:
-    try:
-      from clu import metric_writers  # pylint: disable=g-import-not-at-top
-      writers.append(metric_writers.create_default_writer(
-          workdir, just_logging=False, asynchronous=True))
-    except ImportError as e:
-      logging.warning("CLU/TensorFlow unavailable (%s): TensorBoard summaries off, "
-                      "metrics.jsonl and images/ only.", e)
-  if len(writers) == 1:    # no TensorBoard: images go to WORKDIR/images/ as PNG files
-    jsonl.image_dir = os.path.join(workdir, "images")
-  return MultiWriter(writers)
-
-
-def progress_hooks(workdir: str, writer, total_steps: int, every_steps: int,
-                   profile_steps: int = 0) -> list:
-  """CLU's ReportProgress (steps/s, ETA) and, optionally, a profiler hook."""
   try:
-    from clu import periodic_actions  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return []
-  hooks = []
-  if jax.process_index() == 0:
-    clu_writers = [w for w in getattr(writer, "writers", []) if not isinstance(w, JsonlWriter)]
-    hooks.append(periodic_actions.ReportProgress(
-        num_train_steps=total_steps, every_steps=every_steps,
-        writer=clu_writers[0] if clu_writers else None))
-    if profile_steps:
-      hooks.append(periodic_actions.Profile(
-          num_profile_steps=profile_steps, logdir=workdir, first_profile=10,
-          every_secs=None, every_steps=None))
-  return hooks
+    if not tensorboard:
+      raise ImportError("tensorboard=False")
+    # CLU's writers import TensorFlow: kept out of the model and the step, imported here.
+    from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    if tensorboard:
+      logging.warning("CLU/TensorFlow unavailable (%s): no TensorBoard summaries; "
+                      "metrics.jsonl and images/ only.", e)
+    jsonl.image_dir = os.path.join(workdir, "images")
+    return jsonl
+  return metric_writers.MultiWriter([jsonl, metric_writers.SummaryWriter(workdir)])

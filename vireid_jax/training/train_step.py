@@ -12,6 +12,10 @@ loss scaling, as PyTorch's GradScaler: the loss is multiplied by
 it; a step whose scaled gradients overflow is skipped and halves the scale (an
 expected event, not a fault), and every `LOSS_SCALE_GROWTH_INTERVAL` good steps
 double it. bfloat16 and float32 keep the scale at 1 and never touch it.
+We keep this small rule rather than flax's `DynamicScale`: the step already
+tests every loss term, the gradients and the update for NaN/Inf once (to name
+the term that failed), and the loss-scale rule reuses that one test, where
+`DynamicScale` would wrap the gradient computation and test the gradients again.
 """
 
 from __future__ import annotations

@@ -1,388 +1,516 @@
-"""The main job: train with periodic evaluation, checkpoints and summaries; or evaluate.
+"""The training loop, and the evaluation of a finished run.
 
-Side effects (files, logging, checkpoints, signals) live here; the math lives
-in the model, the losses and `train_step`.
+`train_and_evaluate` works in this order, so that a start that is refused
+leaves the workdir as it was:
+
+  1. read and check the training set and the test set, and the config
+     against them (number of identities, devices, hosts);
+  2. build the model and compare an existing checkpoint with it;
+  3. only then write: `config.json`, `run_info.jsonl`, summaries, checkpoints;
+  4. train, with one progress line every `log_every_steps`, an evaluation
+     every `eval.every_epochs` and a checkpoint every
+     `checkpoint_every_epochs` (and at the last step, and on a stop request);
+  5. report on the best checkpoint with every gallery trial (`results.json`).
+
+Resuming: every checkpoint carries the run's evaluation history (`RunRecord`).
+A resumed run continues from the latest checkpoint at the same position of
+the data stream and the schedule, runs an evaluation that was due at that
+step if the record lacks it (the run was stopped or killed during or right
+before it), and finishes with the report if it is missing, so it ends with
+the evaluations, best checkpoint and results of an uninterrupted run.
+
+Side effects live here; the math lives in the model, the losses and
+`train_step`.
 """
 
 from __future__ import annotations
 
-import functools
+import dataclasses
+import json
+import logging
 import os
-import signal
+import textwrap
 import time
-from typing import Any, Iterator
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from absl import logging
 
 from vireid_jax import config_defaults
-from vireid_jax.data import datasets, sampler
-from vireid_jax.models import vireid
-from vireid_jax.training import checkpointing, optimizer, parallel, run_info, summaries
+from vireid_jax.data import datasets
+from vireid_jax.errors import ConfigError, UserError
+from vireid_jax.evaluation import evaluators, report, suites
+from vireid_jax.training import checkpointing, parallel, periodic, run_info, setup, summaries
 from vireid_jax.training import train_step as train_step_lib
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+log = logging.getLogger(__name__)
+
+# Exit status of a run stopped by SIGTERM after saving: run the same command again.
+# 128 + SIGTERM, what a shell reports for a process the signal ended.
+STOPPED_EXIT_STATUS = 143
+PROFILE_FIRST_STEP = 10       # profile_steps > 0: trace from this step of the start on
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(UserError, FloatingPointError):
   """A step produced NaN/Inf; its update was dropped and nothing was saved from it."""
 
 
-def compute_dtype(name: str):
-  if name not in DTYPES:
-    raise ValueError(f"Unknown dtype {name!r}; use one of {sorted(DTYPES)}.")
-  return DTYPES[name]
+@dataclasses.dataclass
+class RunRecord:
+  """The evaluation history of a run, saved with every checkpoint.
 
+  Attributes:
+    evaluations: step -> headline metric (Rank-1 %) of each periodic evaluation.
+    best_step: the step of the best evaluation (None before the first).
+    best_value: its headline metric.
+  """
+  evaluations: dict[int, float] = dataclasses.field(default_factory=dict)
+  best_step: int | None = None
+  best_value: float = -1.0
 
-# ----------------------------------------------------------------------------
-# Building blocks.
-
-def build_model(config, num_classes: int) -> vireid.ViReIDNet:
-  return vireid.ViReIDNet.from_config(config.model, num_classes,
-                                      batch_shards=jax.device_count())
-
-
-def init_variables(config, model, mesh, rng) -> dict:
-  """Initialised (and optionally ImageNet-loaded) variables, replicated on `mesh`."""
-  rep = parallel.replicated(mesh)
-  h, w = config.data.image_size
-  variables = jax.jit(
-      lambda r: vireid.init_variables(model, r, (h, w), batch=2),
-      out_shardings=rep)(rng)
-  if config_defaults.pretrained_path(config.model):
-    from vireid_jax.models import pretrained  # pylint: disable=g-import-not-at-top
-    converted = pretrained.load_resnet_weights(config.model.pretrained, int(config.model.depth))
-    host = jax.tree.map(np.asarray, variables)
-    host = vireid.load_pretrained(host, converted, model)
-    variables = jax.jit(lambda t: t, out_shardings=rep)(host)
-    logging.info("Loaded ImageNet weights into every ResNet copy from %s", config.model.pretrained)
-  return variables
-
-
-def build_optimizer(config, params, steps_per_epoch: int):
-  labels = vireid.param_groups(params)
-  return optimizer.make_optimizer(config.optim, labels, steps_per_epoch)
-
-
-def derive_steps_per_epoch(config, train_set) -> int:
-  if config.steps_per_epoch:
-    return int(config.steps_per_epoch)
-  if train_set is None:
-    raise ValueError("steps_per_epoch must be set (> 0) with data.name=fake.")
-  return sampler.steps_per_epoch(train_set, config.batch.identities, config.batch.instances)
-
-
-def initial_train_state(config, variables, tx, mesh) -> train_step_lib.TrainState:
-  """The train state of `variables`, replicated over the mesh (loss scale set by model.dtype)."""
-  dtype = compute_dtype(config.model.dtype)
-  return jax.jit(lambda v: train_step_lib.create_train_state(v, tx, dtype),
-                 out_shardings=parallel.replicated(mesh))(variables)
-
-
-def make_jitted_step(model, tx, config, mesh, steps_per_epoch: int):
-  rep, data = parallel.replicated(mesh), parallel.batch_sharded(mesh)
-  step_fn = train_step_lib.make_train_step(
-      model, tx, config.loss, compute_dtype(config.model.dtype),
-      lr_fn=functools.partial(optimizer.learning_rates, config.optim, steps_per_epoch),
-      loss_sharding=rep if mesh.size > 1 else None)
-  return jax.jit(step_fn, in_shardings=(rep, data), out_shardings=(rep, rep),
-                 donate_argnums=(0,))
-
-
-# ----------------------------------------------------------------------------
-# Input.
-
-def train_batches(config, train_set, num_classes: int, start_step: int,
-                  mesh) -> Iterator[dict]:
-  """Global, device-resident batches from `start_step` on (prefetched by one)."""
-  host_id, num_hosts = jax.process_index(), jax.process_count()
-  if config.data.name == "fake":
-    from vireid_jax.data import fake  # pylint: disable=g-import-not-at-top
-    local = fake.fake_batch(config.seed, config.batch.identities,
-                            config.batch.instances, tuple(config.data.image_size),
-                            num_classes, host_id=host_id, num_hosts=num_hosts)
-    batch = parallel.to_global_batch(local, mesh)
-    while True:
-      yield batch
-  from vireid_jax.data import pipeline  # pylint: disable=g-import-not-at-top
-  it = pipeline.make_train_iterator(
-      train_set, config.data, config.batch, seed=config.seed, start_step=start_step,
-      host_id=host_id, num_hosts=num_hosts)
-  pending = None
-  for local in it:
-    nxt = parallel.to_global_batch(local, mesh)
-    if pending is not None:
-      yield pending
-    pending = nxt
-  if pending is not None:
-    yield pending
-
-
-# ----------------------------------------------------------------------------
-# Evaluation glue.
-
-def local_variables(state) -> dict:
-  """Parameters and BN statistics as host numpy arrays (works on multi-host)."""
-  return jax.tree.map(np.asarray, {"params": state.params, "batch_stats": state.batch_stats})
-
-
-def run_evaluation(config, workdir: str, model, variables, trials: int, mesh=None,
-                   extract=None):
-  """Runs the dataset's protocols; returns (layout, results dict)."""
-  from vireid_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
-  return runner.evaluate(config, workdir, model, variables, trials=trials, mesh=mesh,
-                         extract=extract)
-
-
-def evaluation_extractor(config, model, variables):
-  """The evaluation's feature extractor, compiled once for the protocols and the rank list."""
-  from vireid_jax.evaluation import runner  # pylint: disable=g-import-not-at-top
-  return runner.make_test_extractor(config, model, variables)
-
-
-def write_rank_list(writer, step, tag, config, workdir, extract) -> None:
-  """A rank-list image of `eval.rank_list_images` queries into the summaries (0 = off)."""
-  from vireid_jax.tools import rank_lists  # pylint: disable=g-import-not-at-top
-  rank_lists.write_summary(writer, step, tag, config, workdir, extract)
-
-
-# ----------------------------------------------------------------------------
-# Main entry points.
-
-class _StopRequest:
-  """Turns SIGTERM (preemption notice) into a checkpoint-then-exit at the next step."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = None
-
-  def __enter__(self):
-    def handler(signum, frame):
-      del frame
-      logging.warning("Signal %d received: saving a checkpoint and stopping.", signum)
-      self.requested = True
-    try:
-      self._previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-      self._previous = None
-    return self
-
-  def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+  def add(self, step: int, value: float) -> bool:
+    """Records an evaluation; True when it is strictly better than every earlier one."""
+    self.evaluations[int(step)] = float(value)
+    if value > self.best_value:
+      self.best_step, self.best_value = int(step), float(value)
+      return True
     return False
 
+  def to_json(self) -> dict:
+    return {"evaluations": {str(k): v for k, v in sorted(self.evaluations.items())},
+            "best_step": self.best_step, "best_value": self.best_value}
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict | None:
-  """Trains (resuming from `workdir` if it holds checkpoints), then evaluates the best model."""
+  @classmethod
+  def from_json(cls, data: dict) -> RunRecord:
+    data = data or {}
+    return cls({int(k): float(v) for k, v in data.get("evaluations", {}).items()},
+               data.get("best_step"), float(data.get("best_value", -1.0)))
+
+
+@dataclasses.dataclass
+class RunPlan:
+  """What a start checked and decided before writing anything."""
+  workdir: str
+  train_set: object
+  num_classes: int
+  steps_per_epoch: int
+  total_steps: int
+  suite: object
+  test_set: object
+  model: object
+  abstract_state: object
+  start_step: int
+  record: RunRecord
+
+
+def plan_run(config: ml_collections.ConfigDict, workdir: str, mesh) -> RunPlan:
+  """Steps 1-2 of the module docstring: every check, nothing written (but a generated dataset)."""
   workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  mesh = parallel.make_mesh()
-  train_set = None
+  train_set, suite, test_set = None, None, None
   if config.data.name == "fake":
     num_classes = int(config.data.fake_num_classes)
   else:
     train_set = datasets.load_train_set(config.data, workdir)
     num_classes = train_set.num_classes
-    logging.info("Train set: %d classes, %d visible + %d infrared images.",
-                 num_classes, len(train_set.visible), len(train_set.infrared))
-  config_defaults.validate(config, num_classes=num_classes,
-                           num_devices=jax.device_count(), num_hosts=jax.process_count())
-  steps_per_epoch = derive_steps_per_epoch(config, train_set)
-  total_steps = int(config.num_epochs) * steps_per_epoch
-  run_info.write(workdir, config, extra={"num_classes": num_classes,
-                                         "steps_per_epoch": steps_per_epoch,
-                                         "total_steps": total_steps})
-
-  model = build_model(config, num_classes)
-  rng = jax.random.key(config.seed)
-  variables = init_variables(config, model, mesh, rng)
-  tx = build_optimizer(config, variables["params"], steps_per_epoch)
-  state = initial_train_state(config, variables, tx, mesh)
-  del variables
-  logging.info("Model: %s parameters.", f"{train_step_lib.tree_param_count(state.params):,}")
-
-  ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
-  if ckpt.latest_step() is not None:
-    state, restored_step = ckpt.restore(state, "latest")
-    logging.info("Resumed from %s/checkpoints at step %d.", workdir, restored_step)
-  start_step = int(jax.device_get(state.step))
-  check_nonfinite(state, config, ckpt=None)
-
-  step_fn = make_jitted_step(model, tx, config, mesh, steps_per_epoch)
-  writer = summaries.create_writer(workdir)
-  writer.write_texts(start_step, {"config": str(config)})
-  hooks = summaries.progress_hooks(workdir, writer, total_steps,
-                                   int(config.log_every_steps), int(config.profile_steps))
-  images_per_step = 2 * config.batch.identities * config.batch.instances
-  batches = train_batches(config, train_set, num_classes, start_step, mesh)
-  pending: list[dict] = []
-  t_last, step_last = time.time(), start_step
-  evaluated_at = None
-
-  with _StopRequest() as stop:
-    for step in range(start_step, total_steps):
-      state, metrics = step_fn(state, next(batches))
-      pending.append(metrics)
-      done = step + 1
-      for h in hooks:
-        h(done)
-      last = done == total_steps
-      if done % config.log_every_steps == 0 or last or stop.requested:
-        t_now = time.time()
-        log_metrics(writer, pending, done, steps_per_epoch, images_per_step,
-                    (t_now - t_last) / max(1, done - step_last), total_steps)
-        pending, t_last, step_last = [], t_now, done
-        check_nonfinite(state, config, ckpt)
-      if done % steps_per_epoch == 0 or last or stop.requested:
-        epoch = done // steps_per_epoch
-        check_nonfinite(state, config, ckpt)
-        if stop.requested or last or epoch % max(1, config.checkpoint_every_epochs) == 0:
-          ckpt.save(done, state, force=True)
-        if stop.requested:
-          ckpt.close()
-          writer.flush()
-          logging.warning("Stopped at step %d on request; run the same command to resume.", done)
-          return None
-        if (config.eval.every_epochs and config.data.name != "fake"
-            and (epoch % config.eval.every_epochs == 0 or last)):
-          variables = local_variables(state)
-          extract = evaluation_extractor(config, model, variables)
-          _, res = run_evaluation(config, workdir, model, variables,
-                                  trials=int(config.eval.train_trials), extract=extract)
-          write_eval_summaries(writer, done, res, prefix="eval")
-          write_rank_list(writer, done, "eval/rank_list", config, workdir, extract)
-          rank1 = headline_rank1(res)
-          if ckpt.save_if_best(done, state, rank1):
-            logging.info("Epoch %d: new best Rank-1 %.2f%% (saved to best/).", epoch, rank1)
-          evaluated_at = done
-  ckpt.wait()
-  writer.flush()
-  if config.data.name == "fake":
-    ckpt.close()
-    return None
-  del evaluated_at
-  # Final report on the best checkpoint, with every trial.
-  which = "best" if ckpt.best_step() is not None else "latest"
-  state, used = ckpt.restore(state, which)
-  ckpt.close()
-  return report(config, workdir, model, state, used, which, writer)
-
-
-def abstract_train_state(config, model, steps_per_epoch: int, mesh):
-  """Shapes, dtypes and shardings of the train state: what a restore needs, nothing computed."""
-  size = tuple(config.data.image_size)
-
-  def make_state(r):
-    v = vireid.init_variables(model, r, size, batch=2)
-    return train_step_lib.create_train_state(
-        v, build_optimizer(config, v["params"], steps_per_epoch),
-        compute_dtype(config.model.dtype))
-
-  abstract = jax.eval_shape(make_state, jax.random.key(0))
-  rep = parallel.replicated(mesh)
-  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), abstract)
-
-
-def restore_for_evaluation(config, workdir: str, model, steps_per_epoch: int, which,
-                           mesh) -> tuple[Any, int, str]:
-  """Restores `which` (best | latest | a step) of `workdir`: (state, step, what was used).
-
-  "best" falls back to the latest checkpoint when the run never evaluated.
-  """
-  abstract = abstract_train_state(config, model, steps_per_epoch, mesh)
-  ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
-  try:
-    which = str(which)
-    if which == "best" and ckpt.best_step() is None:
-      logging.warning("No best checkpoint (no evaluation during training): using the latest.")
-      which = "latest"
-    state, step = ckpt.restore(abstract, which)
-  finally:
-    ckpt.close()
-  return state, step, which
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """`--config.mode=eval`: restores the best (or named) checkpoint and reports."""
-  workdir = os.path.abspath(workdir)
-  if not os.path.isdir(os.path.join(workdir, "checkpoints")) and not os.path.isdir(
-      os.path.join(workdir, "best")):
+    suite, test_set = suites.load(config.data, workdir)
+    datasets.check_test_images(config.data, suite.layout, test_set)
+  config_defaults.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
+                           num_hosts=jax.process_count())
+  pretrained = str(config.model.pretrained)
+  if pretrained not in ("", "none") and not os.path.isfile(os.path.expanduser(pretrained)):
     raise FileNotFoundError(
-        f"No checkpoints in {workdir}: train first (--config.mode=train) with this "
-        "--workdir, or point --workdir at a finished run.")
+        f"model.pretrained={pretrained!r} does not exist. Give the torchvision ResNet "
+        "checkpoint you downloaded (or its conversion: python -m vireid_jax.models.pretrained "
+        "--in resnet50-0676ba61.pth --out resnet50.npz).")
+  steps_per_epoch = setup.steps_per_epoch(config, train_set)
+  model = setup.build_model(config, num_classes)
+  abstract = setup.abstract_train_state(config, model, steps_per_epoch, mesh)
+  start_step, record = 0, RunRecord()
+  if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    probe = checkpointing.Checkpointer(workdir, read_only=True)
+    try:
+      latest = probe.latest_step()
+      if latest is not None:
+        probe.check_compatible(abstract, "latest")
+        start_step, record = latest, RunRecord.from_json(probe.record(latest))
+    finally:
+      probe.close()
+  return RunPlan(workdir, train_set, num_classes, steps_per_epoch,
+                 int(config.num_epochs) * steps_per_epoch, suite, test_set, model, abstract,
+                 start_step, record)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       batch_source: setup.BatchSource | None = None) -> int:
+  """Trains (resuming from `workdir` if it holds checkpoints), then reports on the best model.
+
+  Args:
+    config: the run's config (`config_defaults.base_config()` keys).
+    workdir: where everything is written.
+    batch_source: host-local batches by step; by default the dataset's
+      tf.data pipeline (or random batches for data.name=fake).
+  Returns:
+    The exit status: 0 when done, STOPPED_EXIT_STATUS when stopped by SIGTERM.
+  """
   mesh = parallel.make_mesh()
-  if config.data.name == "fake":
-    raise ValueError("data.name=fake has no test set to evaluate on.")
-  train_set = datasets.load_train_set(config.data, workdir)
-  model = build_model(config, train_set.num_classes)
-  steps_per_epoch = derive_steps_per_epoch(config, train_set)
-  state, used, which = restore_for_evaluation(config, workdir, model, steps_per_epoch,
-                                              config.eval.checkpoint, mesh)
+  plan = plan_run(config, workdir, mesh)
+  workdir = plan.workdir
+  done = completed_report(config, plan)
+  if done is not None:
+    return 0
+  run_info.write(workdir, config, extra={"num_classes": plan.num_classes,
+                                         "steps_per_epoch": plan.steps_per_epoch,
+                                         "total_steps": plan.total_steps})
+  log_start(config, plan)
+  ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
   writer = summaries.create_writer(workdir)
-  return report(config, workdir, model, state, used, which, writer)
+  try:
+    state = initial_state(config, plan, ckpt, mesh)
+    if plan.start_step == 0:
+      writer.write_hparams(summaries.flat_hparams(config))
+    status = train_loop(config, plan, state, ckpt, writer, mesh, batch_source)
+    if status or plan.suite is None:
+      return status
+    state = None
+    final_report(config, plan, ckpt, writer, mesh)
+    return 0
+  finally:
+    ckpt.close()      # saves in flight are finished, also when an error ends the run
+    writer.flush()
 
 
-def report(config, workdir, model, state, step, which, writer) -> dict:
-  from vireid_jax.evaluation import report as report_lib  # pylint: disable=g-import-not-at-top
-  variables = local_variables(state)
-  extract = evaluation_extractor(config, model, variables)
-  layout, results = run_evaluation(config, workdir, model, variables,
-                                   trials=int(config.eval.trials), extract=extract)
-  write_rank_list(writer, step, "test/rank_list", config, workdir, extract)
-  dataset = config.data.name if config.data.name != "synthetic" else f"synthetic_{layout}"
-  table = report_lib.format_table(results, dataset)
-  logging.info("Results (%s checkpoint, step %d):\n%s", which, step, table)
-  print(f"\nResults of {workdir} ({which} checkpoint, step {step}):\n{table}", flush=True)
-  if jax.process_index() == 0:
-    path = os.path.join(workdir, report_lib.results_filename(config.eval))
-    report_lib.write_results_json(path, dataset, results,
-                                  report_lib.evaluation_settings(config.eval, which, step))
-    logging.info("Results written to %s.", path)
-  write_eval_summaries(writer, step, results, prefix="test")
+def initial_state(config, plan: RunPlan, ckpt, mesh):
+  """The restored latest checkpoint, or a freshly initialised (ImageNet-loaded) state."""
+  if plan.start_step:
+    state, _ = ckpt.restore(plan.abstract_state, "latest")
+    return state
+  variables = setup.init_variables(config, plan.model, mesh, jax.random.key(config.seed))
+  tx = setup.build_optimizer(config, variables["params"], plan.steps_per_epoch)
+  return setup.initial_train_state(config, variables, tx, mesh)
+
+
+def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
+               batch_source: setup.BatchSource | None) -> int:
+  """Steps from the start step to the end; returns 0, or STOPPED_EXIT_STATUS on SIGTERM."""
+  total, spe, record = plan.total_steps, plan.steps_per_epoch, plan.record
+  evaluator = None
+  if plan.suite is not None and int(config.eval.every_epochs) > 0:
+    evaluator = evaluators.RetrievalEvaluator(config, plan.model, plan.suite, plan.test_set,
+                                              trials=int(config.eval.train_trials), prefix="eval")
+  eval_every = int(config.eval.every_epochs) * spe
+  save_every = int(config.checkpoint_every_epochs) * spe
+  log_every = int(config.log_every_steps)
+
+  def evaluate(step: int) -> None:
+    result = evaluator.run(setup.local_variables(state),
+                           rank_list_queries=int(config.eval.rank_list_images))
+    writer.write_scalars(step, evaluator.scalars(result))
+    if result.rank_list is not None:
+      writer.write_images(step, {"eval/rank_list": result.rank_list[None]})
+    best = record.add(step, result.headline)
+    if best:
+      ckpt.save_best(step, state, result.headline)
+    log.info("eval   step %d (epoch %g): %s%s", step, step / spe, evaluator.one_line(result),
+             "  <- best" if best else "")
+
+  check_nonfinite(state, config, ckpt=None)
+  if (evaluator and plan.start_step and plan.start_step not in record.evaluations
+      and periodic.itstime(plan.start_step, eval_every, total)):
+    evaluate(plan.start_step)       # due when the run stopped, but not done
+  if plan.start_step >= total:
+    return 0
+
+  tx = setup.build_optimizer(config, plan.abstract_state.params, spe)
+  step_fn = setup.make_jitted_step(plan.model, tx, config, mesh, spe)
+  source = batch_source or (setup.fake_batches(config, plan.num_classes) if plan.train_set is None
+                            else setup.dataset_batches(config, plan.train_set))
+  batches = setup.global_batches(source, plan.start_step, mesh)
+  progress = ProgressLine(config, plan)
+  profiler = Profiler(workdir=plan.workdir, first=plan.start_step + PROFILE_FIRST_STEP,
+                      steps=int(config.profile_steps))
+  with periodic.StopRequest() as stop:
+    for step in range(plan.start_step, total):
+      profiler.at(step)
+      state, metrics = step_fn(state, next(batches))
+      done = step + 1
+      progress.add(metrics, done)
+      stopping = stop.should_stop(done)
+      log_now = periodic.itstime(done, log_every, total, stopping=stopping)
+      eval_now = (evaluator is not None and not stopping and done not in record.evaluations
+                  and periodic.itstime(done, eval_every, total))
+      save_now = periodic.itstime(done, save_every, total, stopping=stopping)
+      if log_now:
+        progress.write(writer, done)
+      if log_now or eval_now or save_now:
+        check_nonfinite(state, config, ckpt)
+      if eval_now:
+        evaluate(done)
+        progress.restart_clock(done)
+        stopping = stop.should_stop(done)      # a signal that came during the evaluation
+        save_now = save_now or stopping
+      if save_now:
+        ckpt.save(done, state, record.to_json())
+      if stopping:
+        return stopped(ckpt, done)
+    profiler.stop()
+    if stop.should_stop(total):
+      return stopped(ckpt, total)
+  return 0
+
+
+def stopped(ckpt, step: int) -> int:
+  ckpt.wait()
+  log.warning("Stopped at step %d with a checkpoint; run the same command to resume.", step)
+  return STOPPED_EXIT_STATUS
+
+
+def report_plan(config, plan: RunPlan) -> tuple[str, int, dict, list[str]]:
+  """(which checkpoint, its step, settings, tags) of the run's report."""
+  which, step = "best", plan.record.best_step
+  if step is None:                 # no evaluation during training: the latest checkpoint
+    which, step = "latest", plan.total_steps
+  settings = report.evaluation_settings(config, plan.suite, which, step)
+  tags = report.variant_tags(dict(settings, checkpoint="best"), settings)   # the run's report
+  return which, step, settings, tags
+
+
+def completed_report(config, plan: RunPlan) -> dict | None:
+  """The results of a run that already finished with its report (printed again), or None."""
+  if plan.suite is None or plan.start_step < plan.total_steps:
+    return None
+  which, step, settings, tags = report_plan(config, plan)
+  path = os.path.join(plan.workdir, report.results_filename(tags))
+  done = read_results(path)
+  if not done or done.get("settings") != settings:
+    return None
+  log.info("This run is complete: its report (%s checkpoint, step %d) is %s.", which, step, path)
+  print("\n" + report.format_table(done, done.get("dataset", "")), flush=True)
+  return done
+
+
+def final_report(config, plan: RunPlan, ckpt, writer, mesh) -> dict:
+  """Evaluates the best checkpoint with every trial into `results.json`."""
+  del mesh
+  ckpt.wait()
+  which, step, settings, tags = report_plan(config, plan)
+  if which == "latest":
+    log.warning("No evaluation during training (eval.every_epochs=0): reporting on the "
+                "latest checkpoint.")
+  state, _ = ckpt.restore(plan.abstract_state, step)
+  return write_report(config, plan.model, plan.suite, plan.test_set, state, settings, tags,
+                      plan.workdir, writer)
+
+
+def write_report(config, model, suite, test_set, state, settings: dict, tags: list[str],
+                 workdir: str, writer) -> dict:
+  """Runs the evaluation of `settings`; prints the table; writes the results file and summaries."""
+  evaluator = evaluators.RetrievalEvaluator(config, model, suite, test_set,
+                                            trials=int(config.eval.trials),
+                                            prefix=report.summary_prefix(tags))
+  log.info("report: %s checkpoint (step %d), %d gallery trial(s)%s", settings["checkpoint"],
+           settings["step"], settings["trials"], f", {' '.join(tags)}" if tags else "")
+  result = evaluator.run(setup.local_variables(state),
+                         rank_list_queries=int(config.eval.rank_list_images))
+  step = settings["step"]
+  writer.write_scalars(step, evaluator.scalars(result))
+  if result.rank_list is not None:
+    writer.write_images(step, {f"{evaluator.prefix}/rank_list": result.rank_list[None]})
   writer.flush()
-  return results
+  dataset = suites.dataset_label(config.data, suite)
+  print("\n" + report.format_table(result.results, dataset), flush=True)
+  if jax.process_index() == 0:
+    path = os.path.join(workdir, report.results_filename(tags))
+    report.write_results_json(path, dataset, result.results, settings)
+    log.info("results: %s", path)
+  return result.results
+
+
+def read_results(path: str) -> dict | None:
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
 
 
 # ----------------------------------------------------------------------------
-# Metrics helpers.
+# Evaluating a finished run (--config.mode=eval).
 
-def headline_rank1(results: dict) -> float:
-  for key in ("all_single", "visible_to_thermal"):
-    if key in results:
-      return float(results[key]["rank1"])
-  return float(next(iter(results.values()))["rank1"])
+def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
+                 override_keys: list[str]) -> int:
+  """Evaluates a trained run with its own config, changed only by the given overrides.
+
+  Settings that differ from the run's own report (checkpoint, re-ranking,
+  flip averaging, gallery rule, trials, image size, precision, RegDB split)
+  name the results file (`results_rerank.json`, ...) and the summary tag
+  prefix (`test_rerank/...`): `results.json` is never replaced by them.
+  """
+  workdir = os.path.abspath(workdir)
+  trained = run_info.read_config(workdir)
+  eval_config = trained.copy_and_resolve_references()
+  changed = []
+  for key in override_keys:
+    if key == "mode":
+      continue
+    value = config_defaults.get_key(config, key)
+    *parents, leaf = key.split(".")
+    node = eval_config
+    for p in parents:
+      node = node[p]
+    if node[leaf] != value:
+      node[leaf] = value
+      changed.append(f"{key}={value!r}")
+  eval_config.mode = "eval"
+  config_defaults.validate(eval_config)
+  if eval_config.data.name == "fake":
+    raise ConfigError("data.name='fake': random batches have no test set to evaluate on; "
+                      "evaluate a run trained on sysu, regdb or synthetic data.")
+  log.info("evaluating %s with its config.json%s", workdir,
+           f" and {', '.join(changed)}" if changed else "")
+  info = run_info.read_last_record(workdir)
+  num_classes, steps_per_epoch = info.get("num_classes"), info.get("steps_per_epoch")
+  if not num_classes or not steps_per_epoch:     # a workdir of an older version
+    train_set = datasets.load_train_set(eval_config.data, workdir)
+    num_classes, steps_per_epoch = train_set.num_classes, setup.steps_per_epoch(eval_config,
+                                                                                 train_set)
+  suite, test_set = suites.load(eval_config.data, workdir)
+  mesh = parallel.make_mesh()
+  model = setup.build_model(eval_config, int(num_classes))
+  state, step, which = setup.restore_for_evaluation(
+      eval_config, workdir, model, int(steps_per_epoch), eval_config.eval.checkpoint, mesh)
+  settings = report.evaluation_settings(eval_config, suite, which, step)
+  reference = report.evaluation_settings(trained, suite, "best", step)
+  # Named by the checkpoint asked for: "best" of a run that never evaluated is its latest,
+  # the checkpoint its own report used.
+  requested = dict(settings, checkpoint=str(eval_config.eval.checkpoint))
+  tags = report.variant_tags(requested, reference)
+  writer = summaries.create_writer(workdir)
+  try:
+    write_report(eval_config, model, suite, test_set, state, settings, tags, workdir, writer)
+  finally:
+    writer.flush()
+  return 0
 
 
-def write_eval_summaries(writer, step: int, results: dict, prefix: str) -> None:
-  scalars = {}
-  for proto, r in results.items():
-    for k in ("rank1", "rank10", "rank20", "mAP", "mINP"):
-      if k in r:
-        scalars[f"{prefix}/{proto}/{k}"] = r[k]
-  writer.write_scalars(step, scalars)
+# ----------------------------------------------------------------------------
+# Console and checks.
+
+def log_start(config, plan: RunPlan) -> None:
+  """A few lines: devices, workdir, config changes, data, model, schedule, summaries."""
+  devices = jax.devices()
+  log.info("vireid_jax on %d %s device(s) in %d process(es), JAX %s", len(devices),
+           devices[0].platform, jax.process_count(), jax.__version__)
+  state = (f"resuming at step {plan.start_step} of {plan.total_steps}" if plan.start_step
+           else "new run")
+  log.info("workdir   %s (%s)", plan.workdir, state)
+  changes = run_info.changed_keys(config_defaults.base_config().to_dict(), config.to_dict())
+  changes = [f"{k}={config_defaults.get_key(config, k)!r}" for k in changes]
+  text = textwrap.fill(" ".join(changes), width=96, initial_indent="config    ",
+                       subsequent_indent="          ") if changes else "config    the defaults"
+  for line in text.splitlines():
+    log.info("%s", line)
+  if plan.train_set is not None:
+    log.info("data      %s at %s: %d training ids, %d visible + %d infrared images; %s",
+             suites.dataset_label(config.data, plan.suite),
+             datasets.layout_and_root(config.data, plan.workdir)[1], plan.num_classes,
+             len(plan.train_set.visible), len(plan.train_set.infrared),
+             plan.suite.describe(plan.test_set))
+  else:
+    log.info("data      random batches (data.name=fake), %d classes", plan.num_classes)
+  params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(plan.abstract_state.params))
+  p, k = int(config.batch.identities), int(config.batch.instances)
+  log.info("model     ResNet-%d, %.1fM parameters, %s compute; batch %d ids x %d images x 2 "
+           "modalities = %d", int(config.model.depth), params / 1e6, config.model.dtype, p, k,
+           2 * p * k)
+  log.info("schedule  %d steps = %d epochs x %d; evaluation every %s, checkpoint every %d "
+           "epoch(s)", plan.total_steps, int(config.num_epochs), plan.steps_per_epoch,
+           f"{config.eval.every_epochs} epoch(s)" if int(config.eval.every_epochs) and plan.suite
+           else "- (off)", int(config.checkpoint_every_epochs))
+  log.info("summaries %s/metrics.jsonl; TensorBoard: tensorboard --logdir %s",
+           plan.workdir, plan.workdir)
 
 
-def log_metrics(writer, pending: list[dict], step: int, steps_per_epoch: int,
-                images_per_step: int, sec_per_step: float, total_steps: int) -> None:
-  fetched = jax.device_get(pending)
-  mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-  mean["train/step_time_s"] = sec_per_step
-  mean["train/images_per_s"] = images_per_step / max(sec_per_step, 1e-9)
-  mean["train/epoch"] = step / steps_per_epoch
-  writer.write_scalars(step, mean)
-  eta = (total_steps - step) * sec_per_step
-  logging.info(
-      "step %d/%d (epoch %.2f) loss %.4f id %.4f tri %.4f dist %s | lr %.4g | "
-      "%.3f s/step, %.0f img/s, ETA %s", step, total_steps, step / steps_per_epoch,
-      mean.get("loss/total", float("nan")), mean.get("loss/id", float("nan")),
-      mean.get("loss/tri", float("nan")),
-      f"{mean['loss/dist']:.4f}" if "loss/dist" in mean else "-",
-      mean.get("train/lr_pretrained", float("nan")), sec_per_step,
-      mean["train/images_per_s"], time.strftime("%H:%M:%S", time.gmtime(eta)))
+class ProgressLine:
+  """One line per log step: step, epoch, losses, lr, speed and ETA; the same numbers to summaries.
+
+  The first step (which compiles) is timed on its own and left out of the
+  speed, as is the time of evaluations (`restart_clock`).
+  """
+
+  def __init__(self, config, plan: RunPlan):
+    self.total = plan.total_steps
+    self.steps_per_epoch = plan.steps_per_epoch
+    self.images_per_step = 2 * int(config.batch.identities) * int(config.batch.instances)
+    self.pending: list[dict] = []
+    self.t_created = time.time()
+    self.t_last, self.step_last = None, None
+
+  def add(self, metrics: dict, step: int) -> None:
+    self.pending.append(metrics)
+    if self.t_last is None:
+      jax.block_until_ready(metrics)
+      log.info("train step compiled and run once in %.1f s", time.time() - self.t_created)
+      self.restart_clock(step)
+
+  def restart_clock(self, step: int) -> None:
+    self.t_last, self.step_last = time.time(), step
+
+  def write(self, writer, step: int) -> None:
+    fetched = jax.device_get(self.pending)
+    self.pending = []
+    mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+    steps = step - self.step_last
+    sec_per_step = (time.time() - self.t_last) / steps if steps > 0 else float("nan")
+    self.restart_clock(step)
+    if steps > 0:
+      mean["train/step_time_s"] = sec_per_step
+      mean["train/images_per_s"] = self.images_per_step / max(sec_per_step, 1e-9)
+    mean["train/epoch"] = step / self.steps_per_epoch
+    writer.write_scalars(step, mean)
+    terms = [f"{name} {mean[f'loss/{name}']:.3f}" for name in ("id", "tri")
+             if f"loss/{name}" in mean]
+    intra = [v for k, v in mean.items() if k.startswith("loss/intra_")]
+    if intra:
+      terms.append(f"intra {sum(intra):.3f}")
+    if "loss/dist" in mean:
+      terms.append(f"dist {mean['loss/dist']:.4f}")
+    speed = (f" | {sec_per_step:.3f} s/step, {mean['train/images_per_s']:.0f} img/s, ETA "
+             f"{format_duration((self.total - step) * sec_per_step)}" if steps > 0 else "")
+    log.info("step %*d/%d | epoch %.2f | loss %.4f (%s) | lr %.3g%s",
+             len(str(self.total)), step, self.total, step / self.steps_per_epoch,
+             mean.get("loss/total", float("nan")), ", ".join(terms),
+             mean.get("train/lr_new", float("nan")), speed)
+
+
+def format_duration(seconds: float) -> str:
+  if not np.isfinite(seconds):
+    return "?"
+  seconds = int(round(seconds))
+  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Profiler:
+  """A trace of `steps` steps from step `first` into WORKDIR/profile (profile_steps > 0)."""
+
+  def __init__(self, workdir: str, first: int, steps: int):
+    self.dir, self.first, self.steps, self.active = os.path.join(workdir, "profile"), first, steps, False
+
+  def at(self, step: int) -> None:
+    if self.steps <= 0 or jax.process_index() != 0:
+      return
+    if step == self.first:
+      jax.profiler.start_trace(self.dir)
+      self.active = True
+    elif self.active and step == self.first + self.steps:
+      self.stop()
+
+  def stop(self) -> None:
+    if self.active:
+      jax.profiler.stop_trace()
+      self.active = False
+      log.info("profile of %d steps written to %s", self.steps, self.dir)
 
 
 def check_nonfinite(state, config, ckpt) -> None:
@@ -394,8 +522,8 @@ def check_nonfinite(state, config, ckpt) -> None:
   terms = train_step_lib.describe_nonfinite(int(jax.device_get(state.first_nonfinite_terms)))
   # Steps are numbered as in the logs and checkpoints: step n is the update from n-1 to n.
   if config.optim.skip_nonfinite:
-    logging.warning("%d step(s) skipped for NaN/Inf so far (first at step %d: %s).",
-                    count, first + 1, ", ".join(terms))
+    log.warning("%d step(s) skipped for NaN/Inf so far (first at step %d: %s).",
+                count, first + 1, ", ".join(terms))
     return
   last_good = ""
   if ckpt is not None:
@@ -406,6 +534,5 @@ def check_nonfinite(state, config, ckpt) -> None:
       f"Non-finite values at step {first + 1} (the update from step {first}) in: "
       f"{', '.join(terms)}. The update of that step was dropped and no checkpoint was "
       f"written after it; the last good checkpoint{last_good} is untouched. "
-      "Lower the learning rates (optim.lr_new, "
-      "optim.lr_pretrained), set model.dtype=float32, or set "
-      "optim.skip_nonfinite=True to skip such steps.")
+      "Lower the learning rates (optim.lr_new, optim.lr_pretrained), set "
+      "model.dtype=float32, or set optim.skip_nonfinite=True to skip such steps.")

@@ -1,54 +1,57 @@
-"""TFDS builders for SYSU-MM01 and RegDB, read from the user's manual download.
+"""TFDS builders for SYSU-MM01 and RegDB: the user's manual download, resized once.
 
-Importing a builder module registers it with TFDS:
+Prepare with `python -m vireid_jax.data.prepare_tfds` (see there); train and
+evaluate from the result with `--config.data.source=tfds`. Fully offline.
 
-    import tensorflow_datasets as tfds
-    from vireid_jax.data.tfds_builders import sysu_mm01  # registers "sysu_mm01"
-    builder = tfds.builder("sysu_mm01", data_dir=DATA_DIR)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=ROOT))
+Each prepared dataset is one builder config per image size and encoding
+(and, for RegDB, per trial): `sysu_mm01/288x144_jpeg`, `regdb/trial1_288x144_png`.
+Every image is stored at that size, resized exactly as the raw-file path
+resizes it: training images with the tf.data resize of the input pipeline,
+test images with the PIL resize of the evaluation. JPEG (the default: quality
+95, no chroma subsampling) decodes fast and differs from the files' pixels by
+JPEG's rounding only; PNG is lossless, so the TFDS path gives the very same
+pixels, batches and features as reading the files, but is 2-3x larger and
+slower to decode (BENCHMARKS.md, "Input pipeline").
 
-(`regdb` likewise, with configs "regdb/trial1" ... "regdb/trial10".) Both read
-through the numpy readers in `vireid_jax.data.sysu` / `.regdb`, so the splits,
-orderings and labels are exactly those of the rest of the code. Fully offline.
-
-This package module holds what both builders share; it imports no TensorFlow.
+The builders read through the numpy readers in `vireid_jax.data.sysu` /
+`.regdb`, so the splits, orderings and labels are those of the rest of the
+code. Each example keeps its file's path relative to the download (`file_name`)
+and its position in the reader's list (`index`): TFDS stores examples in its
+own order, `index` restores the reader's. `info.metadata` records the download
+folder (so records keep their original paths as keys), the image size and
+encoding, and the generator's settings when the download is a synthetic dataset.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from typing import Iterator, Sequence
 
+import numpy as np
 from PIL import Image
 
 from vireid_jax.data import images
+from vireid_jax.data.records import MODALITY_NAMES, ImageRecord
+from vireid_jax.data.synthetic import marker as synthetic_marker
+
+ENCODINGS = ("png", "jpeg")      # a data_dir holding both: the lossless one is read
+DEFAULT_ENCODING = "jpeg"
+JPEG_QUALITY = 95
+DEFAULT_IMAGE_SIZE = (288, 144)
+VERSION = "2.0.0"
+# Images resized per chunk while preparing (bounds the memory of the decoded chunk).
+_CHUNK = 256
 
 
-def quiet_tensorflow() -> None:
-  """Silences TF's C++ logging; must run before TensorFlow is first imported."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-
-def image_bytes(path: str) -> bytes:
-  """Encoded bytes of a 3-channel version of the image at `path`.
-
-  An RGB JPEG is stored as it is (no re-encoding loss); anything else (single
-  channel infrared JPEGs, BMPs, 16-bit PNGs) is converted to RGB and stored as
-  a lossless PNG, so every stored image decodes to 3 channels.
-  """
-  with open(path, "rb") as f:
-    data = f.read()
-  try:
-    with Image.open(io.BytesIO(data)) as img:
-      if img.format == "JPEG" and img.mode == "RGB":
-        return data
-  except Exception:  # pylint: disable=broad-except
-    pass  # load_image below raises BadImageError naming the file.
-  buf = io.BytesIO()
-  Image.fromarray(images.load_image(path), "RGB").save(buf, format="PNG")
-  return buf.getvalue()
+def config_name(image_size: Sequence[int], encoding: str = DEFAULT_ENCODING,
+                trial: int | None = None) -> str:
+  """The builder config name of a prepared size: "288x144_jpeg", "trial1_288x144_png", ..."""
+  if encoding not in ENCODINGS:
+    raise ValueError(f"encoding={encoding!r}: use one of {ENCODINGS}.")
+  height, width = (int(s) for s in image_size)
+  name = f"{height}x{width}_{encoding}"
+  return name if trial is None else f"trial{int(trial)}_{name}"
 
 
 def relative(root: str, path: str) -> str:
@@ -56,16 +59,68 @@ def relative(root: str, path: str) -> str:
   return os.path.relpath(path, root).replace(os.sep, "/")
 
 
-def record_features():
+def encode(pixels: np.ndarray, encoding: str) -> bytes:
+  """uint8 (H, W, 3) -> PNG (lossless) or JPEG bytes."""
+  buf = io.BytesIO()
+  img = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+  if encoding == "png":
+    img.save(buf, format="PNG")
+  else:
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+  return buf.getvalue()
+
+
+def resized(paths: Sequence[str], image_size: Sequence[int],
+            for_training: bool) -> Iterator[np.ndarray]:
+  """uint8 (H, W, 3) per path, resized as the consumer of that split resizes.
+
+  for_training: the input pipeline's TF decode-and-resize (in chunks, in
+  parallel); else the evaluation's PIL `images.load_image`.
+  """
+  if not for_training:
+    for p in paths:
+      yield images.load_image(p, tuple(image_size))
+    return
+  # TensorFlow, only when preparing. pylint: disable-next=g-import-not-at-top
+  from vireid_jax.data import pipeline
+  for start in range(0, len(paths), _CHUNK):
+    yield from pipeline.decode_files(paths[start:start + _CHUNK], image_size)
+
+
+def record_features(image_size: Sequence[int], encoding: str):
   """The feature spec both builders share (imports TensorFlow Datasets lazily)."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from vireid_jax.data.records import MODALITY_NAMES  # pylint: disable=g-import-not-at-top
+  height, width = (int(s) for s in image_size)
   return tfds.features.FeaturesDict({
-      "image": tfds.features.Image(shape=(None, None, 3)),
+      "image": tfds.features.Image(shape=(height, width, 3), encoding_format=encoding),
       "label": tfds.features.Scalar(dtype=np.int64),
       "person_id": tfds.features.Scalar(dtype=np.int64),
       "camera": tfds.features.Scalar(dtype=np.int64),
       "modality": tfds.features.ClassLabel(names=[MODALITY_NAMES[0], MODALITY_NAMES[1]]),
       "file_name": tfds.features.Text(),
+      "index": tfds.features.Scalar(dtype=np.int64),
   })
+
+
+def describe_download(root: str, config, layout: str, **extra) -> dict:
+  """The `info.metadata` of a prepared dataset (JSON)."""
+  return {"layout": layout, "manual_dir": root, "image_size": list(config.image_size),
+          "encoding": config.encoding, "synthetic": synthetic_marker.read_marker(root), **extra}
+
+
+def examples(root: str, records: Sequence[ImageRecord], person_ids: Sequence[int],
+             config, for_training: bool):
+  """(key, example) for each record, in the reader's order (`index`)."""
+  paths = [r.path for r in records]
+  for i, (r, pid, pixels) in enumerate(zip(records, person_ids,
+                                           resized(paths, config.image_size, for_training))):
+    name = relative(root, r.path)
+    yield name, {
+        "image": encode(pixels, config.encoding),
+        "label": r.label,
+        "person_id": pid,
+        "camera": r.camera,
+        "modality": r.modality,
+        "file_name": name,
+        "index": i,
+    }

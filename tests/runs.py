@@ -1,0 +1,129 @@
+"""Tiny end-to-end runs shared by the fault and resume tests.
+
+One uninterrupted reference run (ResNet-18 at 64x64, 3 epochs of 2 steps, an
+evaluation after every epoch) is made once per test session, under a file lock
+so that pytest-xdist workers share it, with a persistent XLA compilation cache:
+only the first run pays for compiling.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import jax
+import numpy as np
+
+from vireid_jax import config_defaults
+from vireid_jax.data import datasets
+from vireid_jax.training import checkpointing
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 3 epochs of 2 steps, a checkpoint after each epoch; the learning rate decays at epoch 2,
+# so a resume inside the run crosses a schedule change.
+TINY = {
+    "data.image_size": (64, 64), "data.cache_decoded": False, "model.branch_head_dim": 32,
+    "batch.identities": 4, "batch.instances": 2, "num_epochs": 3, "steps_per_epoch": 2,
+    "log_every_steps": 1, "optim.warmup_epochs": 1, "optim.decay_epochs": (2,),
+    "eval.every_epochs": 1, "eval.trials": 2, "eval.batch_size": 16,
+}
+TOTAL_STEPS = 6
+TIMING_KEYS = ("time", "train/step_time_s", "train/images_per_s")
+
+
+def tiny_config(data_root, **changes):
+  """The in-process twin of `command`: same keys, plus `changes` ("a.b" keys as a__b)."""
+  c = config_defaults.synthetic_demo(config_defaults.base_config())
+  overrides = {**TINY, "data.root": data_root}
+  overrides.update({k.replace("__", "."): v for k, v in changes.items()})
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    node = c
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+def command(workdir, data_root):
+  flags = [f"--config.{k}={v}" for k, v in {**TINY, "data.root": data_root}.items()]
+  return [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/synthetic.py",
+          f"--workdir={workdir}"] + flags
+
+
+def metrics_by_step(workdir):
+  """{step: row without timings} of the training rows; a step logged twice keeps its last row.
+
+  Every line must parse: a killed run must not leave a broken row behind.
+  """
+  rows = {}
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    for line in f:
+      row = json.loads(line)
+      if "loss/total" in row:
+        rows[row["step"]] = {k: v for k, v in row.items() if k not in TIMING_KEYS}
+  return rows
+
+
+def saved_state(workdir, step=None):
+  """(step, whole train state as numpy) of a checkpoint, shaped by its own metadata."""
+  ckpt = checkpointing.Checkpointer(workdir)
+  step = ckpt.latest_step() if step is None else step
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        ckpt.latest.item_metadata(step).tree)
+  state, _ = ckpt.restore(target, step)
+  ckpt.close()
+  return step, jax.tree.map(np.asarray, state)
+
+
+def digest(folder):
+  """Hash of every file's relative path and bytes under `folder`."""
+  h = hashlib.sha256()
+  for dirpath, dirnames, names in os.walk(folder):
+    dirnames.sort()
+    for name in sorted(names):
+      path = os.path.join(dirpath, name)
+      h.update(os.path.relpath(path, folder).encode())
+      with open(path, "rb") as f:
+        h.update(f.read())
+  return h.hexdigest()
+
+
+def make_e2e(tmp_path_factory):
+  """An uninterrupted reference run of `command`, and what the other runs share.
+
+  Under pytest-xdist the tests of this file may land on both workers: the first one
+  here makes the dataset and the reference run in the session's shared folder, under
+  a file lock, and the other reuses them (and the compilation cache).
+  """
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    base = tmp_path_factory.getbasetemp().parent / "faults_e2e"
+    base.mkdir(exist_ok=True)
+  else:
+    base = tmp_path_factory.mktemp("faults_e2e")
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             JAX_COMPILATION_CACHE_DIR=str(base / "xla_cache"),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  data, reference = str(base / "sysu"), str(base / "reference")
+  with open(base / "lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      datasets.ensure_synthetic(data, "sysu", num_ids=12, seed=0)
+      if not os.path.exists(os.path.join(reference, "results.json")):
+        shutil.rmtree(reference, ignore_errors=True)
+        res = subprocess.run(command(reference, data), cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, res.stderr[-3000:]
+        with open(base / "reference.log", "w") as f:
+          f.write(res.stdout + res.stderr)
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+  with open(base / "reference.log") as f:
+    log = f.read()
+  return types.SimpleNamespace(base=base, env=env, data=data, reference=reference, log=log)

@@ -1,0 +1,103 @@
+"""Evaluators: what the training loop and `--config.mode=eval` run on a model's weights.
+
+An evaluator is made once per run: it loads (and so checks) its test set up
+front, before any training step, and knows its settings and the summary tag
+prefix its numbers go under. `run(variables)` embeds the test images with the
+given weights and returns an `Evaluation`: every protocol's metrics, the
+headline number that picks the best checkpoint, and optionally a rank-list
+picture. Nothing here writes files; the caller decides where results go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from vireid_jax.data import datasets
+from vireid_jax.evaluation import features, rank_lists, suites
+from vireid_jax.models import vireid
+
+METRICS_IN_SUMMARIES = ("rank1", "rank10", "rank20", "mAP", "mINP")
+RANK_LIST_TOP_K = 10
+
+
+def make_embed_fn(model: vireid.ViReIDNet, variables, dtype_name: str = "float32"):
+  """(images float32 NHWC normalised, modality) -> L2-normalised embeddings."""
+  dtype = vireid.DTYPES[dtype_name]
+  eval_model = model.clone(dtype=dtype)
+
+  def embed(images, modality: int):
+    out = eval_model.apply(variables, images.astype(dtype), modality, train=False,
+                           method=vireid.ViReIDNet.embed)
+    return out.astype(jnp.float32)
+
+  return embed
+
+
+def make_test_extractor(config: ml_collections.ConfigDict, model, variables, *, mesh=None,
+                        batch_size: int | None = None):
+  """`extract(paths, modality) -> (N, D)` with the run's evaluation settings (`config.eval`).
+
+  Runs on this host's devices. Shared by the evaluation and the user tools
+  (rank lists, plots, feature export).
+  """
+  if mesh is None:
+    mesh = jax.sharding.Mesh(jax.local_devices(), ("data",))
+  variables = jax.device_put(
+      variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  return features.make_extractor(
+      make_embed_fn(model, variables, config.eval.dtype), tuple(config.data.image_size),
+      int(batch_size or config.eval.batch_size), flip=bool(config.eval.flip), mesh=mesh,
+      image_source=datasets.test_image_source(config.data))
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  results: dict                      # {protocol: {"rank1": ..., "std": ..., ...}}
+  headline: float                    # the suite's headline metric (Rank-1 in %)
+  rank_list: np.ndarray | None       # uint8 (H, W, 3) picture, or None
+
+
+class RetrievalEvaluator:
+  """The test protocols of one dataset, with one set of evaluation settings.
+
+  Attributes:
+    prefix: summary tag prefix ("eval" during training, "test" for the
+      report, "test_rerank" etc. for other evaluation settings).
+    trials: gallery draws (SYSU-MM01) averaged in the results.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, model, suite, test_set, *,
+               trials: int, prefix: str):
+    self.config = config
+    self.model = model
+    self.suite = suite
+    self.test_set = test_set
+    self.trials = int(trials)
+    self.prefix = prefix
+
+  def run(self, variables, *, rank_list_queries: int = 0) -> Evaluation:
+    """Evaluates host-local `variables` ({"params", "batch_stats"})."""
+    extract = make_test_extractor(self.config, self.model, variables)
+    results = self.suite.evaluate(self.test_set, extract, self.config.eval, self.trials)
+    picture = None
+    if rank_list_queries > 0:
+      ranks = rank_lists.build_rank_list(self.suite, self.test_set, self.config.eval, extract,
+                                         num_queries=rank_list_queries, k=RANK_LIST_TOP_K)
+      picture = rank_lists.render(ranks, tuple(self.config.data.image_size),
+                                  datasets.test_image_source(self.config.data))
+    return Evaluation(results, suites.headline_value(self.suite, results), picture)
+
+  def scalars(self, evaluation: Evaluation) -> dict[str, float]:
+    """{f"{prefix}/{protocol}/{metric}": value} for the summaries."""
+    return {f"{self.prefix}/{proto}/{k}": float(r[k])
+            for proto, r in evaluation.results.items() for k in METRICS_IN_SUMMARIES if k in r}
+
+  def one_line(self, evaluation: Evaluation) -> str:
+    """`all_single R1 36.4 mAP 47.1 | ...`: every protocol's Rank-1 and mAP."""
+    return " | ".join(f"{proto} R1 {r['rank1']:.2f} mAP {r['mAP']:.2f}"
+                      for proto, r in evaluation.results.items())
