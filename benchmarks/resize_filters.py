@@ -1,6 +1,6 @@
 r"""How far the training pipeline's resize is from PIL's LANCZOS (AGW / CAJ, and our evaluation).
 
-    python benchmarks/resize_filters.py [--root=DIR] [--sizes=288x144,96x48]
+    python -m benchmarks.resize_filters [--root=DIR] [--sizes=288x144,96x48]
 
 AGW and CAJ resize every image with PIL's LANCZOS (`Image.ANTIALIAS`): training
 images once, ahead of time, test images at load. Our evaluation does the same
@@ -21,10 +21,8 @@ import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from vireid_jax.data import datasets, pipeline  # pylint: disable=wrong-import-position
-from vireid_jax.data import images as images_lib  # pylint: disable=wrong-import-position
+from vireid_jax.data import datasets, pipeline
+from vireid_jax.data import images as images_lib
 
 
 def differences(paths, size, method: str) -> np.ndarray:

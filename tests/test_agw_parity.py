@@ -24,8 +24,6 @@ parameters themselves hardly move in three steps.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import os
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +38,6 @@ from vireid_jax.training import optimizer, train_step
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPTH, H, W = 50, 96, 48
 P, K, NUM_CLASSES = 2, 2, 4
 STEPS_PER_EPOCH = 3          # three steps = one epoch of the schedule
@@ -59,15 +56,7 @@ BN_SHIFT = 1.5
 # minutes on 2 cores; op by op, each distinct op compiles once and a step takes ~1 s.
 
 
-def _load_torch_reference():
-  spec = importlib.util.spec_from_file_location(
-      "agw_torch_reference", os.path.join(ROOT, "benchmarks", "torch_reference.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-tr = _load_torch_reference()
+tr = pytest.importorskip("benchmarks.torch_reference")
 
 
 # ----------------------------------------------------------------------------

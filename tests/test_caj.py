@@ -8,8 +8,6 @@ torch port of it.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +20,6 @@ from vireid_jax.data.images import IMAGENET_MEAN, IMAGENET_STD
 from vireid_jax.losses import triplet
 from vireid_jax.training import train_step
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def normalised(pixels):
@@ -239,10 +236,7 @@ def test_adp_by_hand_and_reductions():
 
 def test_adp_matches_the_torch_port():
   torch = pytest.importorskip("torch")
-  spec = importlib.util.spec_from_file_location(
-      "caj_torch_reference", os.path.join(ROOT, "benchmarks", "torch_reference.py"))
-  tr = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(tr)
+  from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(1)
   labels = np.repeat(np.arange(4), 6)                     # 3 views x K = 2 per identity
   for scale in (0.3, 3.0):                                # both signs of fp - cn occur

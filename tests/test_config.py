@@ -40,7 +40,7 @@ def test_every_config_has_the_required_keys_and_validates(name):
   if name != "synthetic.py":
     # Real-data configs: training without ImageNet weights must be asked for.
     assert c.model.pretrained == ""
-    with pytest.raises(ValueError, match="model.pretrained is not set") as e:
+    with pytest.raises(ValueError, match="model.pretrained='': not set") as e:
       config_defaults.validate(c, num_classes=395, num_devices=1)
     assert "python -m vireid_jax.models.pretrained" in str(e.value)
     assert "--config.model.pretrained=none" in str(e.value)
@@ -50,13 +50,23 @@ def test_every_config_has_the_required_keys_and_validates(name):
   config_defaults.validate(c, num_classes=395, num_devices=1)
 
 
+def test_main_refuses_training_without_imagenet_weights_before_any_work(tmp_path):
+  """sysu.py without model.pretrained: the config error (exit 2), nothing read or written."""
+  res = subprocess.run(
+      [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/sysu.py",
+       f"--workdir={tmp_path}/w", f"--config.data.root={tmp_path}/missing"],
+      capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert res.returncode == 2, res.stderr[-2000:]
+  assert "model.pretrained='': not set" in res.stderr
+  assert "python -m vireid_jax.models.pretrained" in res.stderr
+  assert "SYSU-MM01 root" not in res.stderr and "Traceback" not in res.stderr
+  assert not os.path.exists(tmp_path / "w")
+
+
 def test_pretrained_none_is_a_deliberate_choice_and_eval_needs_no_weights():
   c = load("sysu.py")
   c.model.pretrained = "none"
   config_defaults.validate(c, num_classes=395)
-  assert config_defaults.pretrained_path(c.model) == ""
-  c.model.pretrained = "/w/resnet50.npz"
-  assert config_defaults.pretrained_path(c.model) == "/w/resnet50.npz"
   c.model.pretrained, c.mode = "", "eval"       # evaluation restores a checkpoint
   config_defaults.validate(c, num_classes=395)
   c.mode, c.data.name = "train", "fake"          # benchmark batches
@@ -111,7 +121,7 @@ def test_baselines_spell_out_their_reference_recipes():
     (lambda c: setattr(c.data, "trial", 11), "trials are 1..10"),
     (lambda c: setattr(c.model, "non_local_width", "quarter"), "non_local_width"),
     (lambda c: setattr(c.data, "random_erasing", 1.5), r"data.random_erasing=1.5"),
-    (lambda c: setattr(c.loss, "triplet", "soft"), "wrt, hard or adp"),
+    (lambda c: setattr(c.loss, "triplet", "soft"), "'wrt', 'hard', 'adp'"),
 ])
 def test_validate_refuses_configs_that_cannot_work(mutate, message):
   c = config_defaults.base_config()
@@ -143,7 +153,8 @@ def test_unknown_override_key_is_an_error_and_known_override_applies():
 def test_main_reports_bad_input_without_a_traceback(tmp_path):
   res = subprocess.run(
       [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/sysu.py",
-       f"--workdir={tmp_path}/w", f"--config.data.root={tmp_path}/missing"],
+       f"--workdir={tmp_path}/w", f"--config.data.root={tmp_path}/missing",
+       "--config.model.pretrained=none"],
       capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert res.returncode == 1
   assert "error: SYSU-MM01 root" in res.stderr and "request it from the authors" in res.stderr

@@ -257,24 +257,19 @@ def get_key(config: ml_collections.ConfigDict, dotted: str):
 NO_PRETRAINED = "none"
 
 
-def pretrained_path(model_cfg) -> str:
-  """The ImageNet checkpoint to load: `model.pretrained`, or "" for none (unset or "none")."""
-  path = str(model_cfg.pretrained)
-  return "" if path in ("", NO_PRETRAINED) else path
-
-
 def missing_pretrained_message(depth: int) -> str:
   """What to do when `model.pretrained` is unset (after "model.pretrained='': ")."""
   depth = int(depth)
-  example = "resnet50-0676ba61.pth" if depth == 50 else f"resnet{depth}-*.pth"
+  files = ("resnet50-19c8e357.pth (torchvision >= 0.13 calls its IMAGENET1K_V1 file "
+           "resnet50-0676ba61.pth)" if depth == 50 else f"resnet{depth}-*.pth")
   return (
-      f"not set. The AGW and CAJ references start every ResNet copy from torchvision's "
-      f"ImageNet ResNet-{depth} (IMAGENET1K_V1). Download {example} from "
-      "https://download.pytorch.org/models/ on a machine with internet access, convert it with "
-      f"`python -m vireid_jax.models.pretrained --in {example.replace('*', 'XXXX')} --out "
-      f"resnet{depth}.npz` (needs torch; or point model.pretrained at the .pth directly), and "
-      f"pass --config.model.pretrained=/path/to/resnet{depth}.npz. To train from scratch on "
-      f"purpose, pass --config.model.pretrained={NO_PRETRAINED}.")
+      f"not set. AGW and CAJ start every ResNet copy from torchvision's ImageNet "
+      f"ResNet-{depth}: download {files} from https://download.pytorch.org/models/ on a "
+      f"machine with internet access, convert it once with `python -m "
+      f"vireid_jax.models.pretrained --in FILE.pth --out resnet{depth}.npz` and pass "
+      f"--config.model.pretrained=/path/to/resnet{depth}.npz (a .pth works too where torch is "
+      f"installed). To train from scratch on purpose, pass "
+      f"--config.model.pretrained={NO_PRETRAINED}.")
 
 
 def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,

@@ -159,7 +159,7 @@ def decode_and_resize(contents, image_size: Sequence[int]):
   closest match to PIL's LANCZOS, which evaluation (`images.load_image`) and
   AGW / CAJ use: on the synthetic data, mean |difference| 0.2 grey levels,
   > 1 level for ~1e-4 of the values (PIL rounds and clips between its two
-  passes, so Lanczos overshoots at hard edges differ; benchmarks/resize_filters.py);
+  passes, so Lanczos overshoots at hard edges differ; `python -m benchmarks.resize_filters`);
   images already at the target size are not resampled.
   """
   tf = import_tf()
