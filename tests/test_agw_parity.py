@@ -302,6 +302,15 @@ def jax_variables(net) -> dict:
   return jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), to_flax(state_of(net)))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+  """torch on one thread: beside XLA's own pool, two torch threads run ~10x slower on 2 cores."""
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  yield
+  torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def setup():
   """(net, variables) for the gradient and SGD comparisons."""
