@@ -5,10 +5,10 @@
   y = f g                      (every position a weighted sum of all positions)
   out = x + BN(W(y))           W: 1x1 convolution (with bias) back to C channels
 
-BN's scale and shift start at 0, so a fresh block is the identity. The
-reference computes the inner width as `reduc_ratio // reduc_ratio`, i.e. 1
-channel, and that is what its published numbers were trained with;
-`inner_width(channels, "half")` gives the non-local paper's C // 2.
+BN's scale and shift start at 0, so a fresh block is the identity. AGW's
+`model.py` computes the inner width as `reduc_ratio // reduc_ratio`, i.e. 1
+channel (`width="reference"`, the default); `"half"` gives C // 2, the
+non-local paper's width (and that of an earlier revision of AGW's file).
 
 `f g` is evaluated as theta (phi^T g) / N when that is cheaper (always for
 inner <= N, e.g. the reference's width of 1): the same product, associated
@@ -44,6 +44,7 @@ def inner_width(channels: int, width: str) -> int:
 
 
 def torch_default_bias_init(fan_in: int):
+  """torch.nn.Conv2d's default bias initialisation for `fan_in` inputs."""
   bound = 1.0 / np.sqrt(fan_in)
   return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
