@@ -107,8 +107,8 @@ def _pallas_column_sums(fn, num_outputs: int, big: list[jax.Array], vecs: list[j
   return tuple(jnp.sum(p, axis=0) for p in partials)
 
 
-def _forward_terms(tiles, _):
-  (x,) = tiles
+def _forward_terms(tiles, vecs):
+  x = tiles[0] - vecs[0]                   # shifted (see _stats)
   return x, x * x
 
 
@@ -127,14 +127,17 @@ def _backward_terms(tiles, vecs):
 # The op.
 
 def _stats(x2: jax.Array, impl: str, interpret: bool) -> Stats:
+  """Mean and biased variance from sums of x - s, s = the first row (as layers.BatchNorm):
+  no cancellation in E[x^2] - E[x]^2 when |mean| >> std, and the plain layer's numbers."""
   n = x2.shape[0]
+  shift = jax.lax.stop_gradient(x2[0].astype(jnp.float32))
   if impl == "pallas":
-    s, sq = _pallas_column_sums(_forward_terms, 2, [x2], [], interpret)
+    s, sq = _pallas_column_sums(_forward_terms, 2, [x2], [shift], interpret)
   else:
-    xf = x2.astype(jnp.float32)
+    xf = x2.astype(jnp.float32) - shift
     s, sq = jnp.sum(xf, axis=0), jnp.sum(jnp.square(xf), axis=0)
   mean = s / n
-  return Stats(mean, jnp.maximum(sq / n - jnp.square(mean), 0.0))
+  return Stats(mean + shift, jnp.maximum(sq / n - jnp.square(mean), 0.0))
 
 
 def _normalize(x2, mean, mul, bias, residual, relu: bool, dtype):
