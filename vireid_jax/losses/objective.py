@@ -16,9 +16,10 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from vireid_jax.data.records import INFRARED, MODALITY_NAMES, VISIBLE
 from vireid_jax.losses import classification, distribution, triplet
 
-MODALITIES = ("visible", "infrared")
+MODALITIES = (MODALITY_NAMES[VISIBLE], MODALITY_NAMES[INFRARED])   # batch row order
 
 
 def triplet_fn(loss_cfg: Mapping[str, Any]) -> Callable[[jax.Array, jax.Array], jax.Array]:

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vireid_jax.data.records import INFRARED, MODALITY_NAMES, VISIBLE
 from vireid_jax.models import non_local as non_local_lib
 from vireid_jax.models import resnet
 from vireid_jax.models.layers import BatchNorm, BNNeck, GeM, classifier, l2_normalize
@@ -47,7 +48,6 @@ Dtype = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 BRANCHES = ("layer4", "head")
 RETRIEVAL_FEATURES = ("shared", "concat")
-MODALITY_NAMES = ("visible", "infrared")   # index = data.records.VISIBLE / INFRARED
 PRETRAINED_TOP = ("stem", "stem_visible", "stem_infrared", "trunk")
 
 
@@ -212,10 +212,10 @@ class ViReIDNet(nn.Module):
   def _stem(self, images: jax.Array, modality: int, train: bool) -> jax.Array:
     if not self.two_stream:
       return self.stem(images, train)
-    return (self.stem_visible if modality == 0 else self.stem_infrared)(images, train)
+    return (self.stem_visible if modality == VISIBLE else self.stem_infrared)(images, train)
 
   def _branch(self, modality: int) -> Head:
-    return self.branch_visible if modality == 0 else self.branch_infrared
+    return self.branch_visible if modality == VISIBLE else self.branch_infrared
 
   def __call__(self, visible: jax.Array, infrared: jax.Array, train: bool) -> dict:
     n, m = visible.shape[0], infrared.shape[0]
@@ -224,9 +224,10 @@ class ViReIDNet(nn.Module):
                        f"{visible.shape} and infrared {infrared.shape}.")
     shards = self.batch_shards
     if self.two_stream:
-      x = merge_modalities(self._stem(visible, 0, train), self._stem(infrared, 1, train), shards)
+      x = merge_modalities(self._stem(visible, VISIBLE, train),
+                           self._stem(infrared, INFRARED, train), shards)
     else:
-      x = self._stem(merge_modalities(visible, infrared, shards), 0, train)
+      x = self._stem(merge_modalities(visible, infrared, shards), VISIBLE, train)
     x = self.trunk(x, train)
     fmap, shared = self.shared(x, train)
     # Back to visible-first rows for the losses (small pooled features only).
@@ -235,8 +236,8 @@ class ViReIDNet(nn.Module):
     if self.intra_branches:
       src_visible, src_infrared = split_modalities(
           x if self.branch == "layer4" else fmap, n, m, shards)
-      _, out["visible"] = self.branch_visible(src_visible, train)
-      _, out["infrared"] = self.branch_infrared(src_infrared, train)
+      _, out[MODALITY_NAMES[VISIBLE]] = self.branch_visible(src_visible, train)
+      _, out[MODALITY_NAMES[INFRARED]] = self.branch_infrared(src_infrared, train)
     return out
 
   def embed(self, images: jax.Array, modality: int, train: bool = False) -> jax.Array:
@@ -246,8 +247,8 @@ class ViReIDNet(nn.Module):
     with the L2-normalised BN feature of the modality's branch. Only that
     modality's stem is used.
     """
-    if modality not in (0, 1):
-      raise ValueError(f"modality={modality!r}: use 0 (visible) or 1 (infrared).")
+    if modality not in MODALITY_NAMES:
+      raise ValueError(f"modality={modality!r}: use {VISIBLE} (visible) or {INFRARED} (infrared).")
     x = self.trunk(self._stem(images, modality, train), train)
     fmap, shared = self.shared(x, train, logits=False)
     feat = l2_normalize(shared["bn"])
