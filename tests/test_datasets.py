@@ -1,6 +1,7 @@
 """`data.name=synthetic` never deletes or overwrites a folder that is not the generator's own."""
 
 import os
+import stat
 
 import pytest
 
@@ -59,6 +60,7 @@ def test_new_or_empty_folder_is_generated_and_then_reused(tmp_path):
 def test_another_layout_is_refused(tmp_path):
   root = tmp_path / "regdb"
   datasets.ensure_synthetic(str(root), "regdb", num_ids=4)
+  assert stat.S_IMODE(os.stat(root).st_mode) == 0o755     # readable by others, like its files
   before = snapshot(root)
   with pytest.raises(ValueError, match="synthetic_layout=regdb"):
     datasets.load_train_set(synthetic_config(root, layout="sysu"), str(tmp_path))

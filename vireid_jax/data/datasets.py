@@ -66,6 +66,7 @@ def ensure_synthetic(root: str, layout: str, num_ids: int, seed: int = 0) -> Non
   parent = os.path.dirname(os.path.abspath(root))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".synthetic_tmp_", dir=parent)
+  os.chmod(tmp, 0o755)      # mkdtemp's 0700 would hide the dataset from other users
   logging.info("Generating the synthetic %s-layout dataset (%d ids) in %s", layout, num_ids, root)
   try:
     synthetic.generate(layout, tmp, num_ids=num_ids, seed=seed)
