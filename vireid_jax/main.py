@@ -18,6 +18,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import jax  # pylint: disable=wrong-import-position
 from absl import app, flags, logging  # pylint: disable=wrong-import-position
 from ml_collections import config_flags  # pylint: disable=wrong-import-position
 
@@ -94,6 +95,8 @@ def exit_with(problems: list[str], status: int) -> None:
           f"{config_defaults.WHERE_KEYS_ARE}; usage: python -m vireid_jax.main --help",
           file=sys.stderr)
   sys.stderr.flush()
+  if jax.distributed.is_initialized():   # several processes: end without waiting for the others
+    parallel.exit_now(status)
   sys.exit(status)
 
 
@@ -121,8 +124,8 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv) -> None:
   del argv
   console.configure(verbose=flags.FLAGS["verbosity"].present)
-  parallel.maybe_initialize_distributed()
   try:
+    parallel.maybe_initialize_distributed()
     config = _CONFIG.value
     config_defaults.validate(config)
     if config.mode == "train":
@@ -134,6 +137,11 @@ def main(argv) -> None:
   except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
     logging.debug("User error", exc_info=True)
     exit_with([str(e)], getattr(e, "exit_status", 1))
+  except jax.errors.JaxRuntimeError as e:
+    if not jax.distributed.is_initialized():
+      raise
+    logging.debug("Failed computation", exc_info=True)
+    exit_with([parallel.failed_computation_message(e)], 1)
   sys.exit(status or 0)
 
 
