@@ -7,8 +7,8 @@ starts one process per node. The run is the tiny one of `runs.py` (ResNet-18 at
 the same run in one process with two simulated devices, whose program is the
 same partitioned step, so the two layouts agree to float32 reduction order.
 
-All runs share one persistent XLA compilation cache: only the first run of each
-layout pays for compiling.
+All runs share the persistent XLA compilation cache and the dataset of the runs
+of `runs.py`: only the first run of each layout pays for compiling.
 """
 
 import fcntl
@@ -24,9 +24,11 @@ import threading
 import time
 import types
 
+import jax
 import pytest
 
-from vireid_jax.data import datasets
+from vireid_jax.errors import UserError
+from vireid_jax.training import parallel
 
 from runs import ROOT, TOTAL_STEPS, command, metrics_by_step
 
@@ -118,9 +120,10 @@ class Hosts:
 
   def __init__(self, cmd, env, logs, pause_at=0, go=""):
     port = free_port()
+    cmds = cmd if isinstance(cmd[0], list) else [cmd, cmd]     # or one command per process
     self.logs = [f"{logs}.p{i}.log" for i in range(2)]
     self.procs = []
-    for i, log in enumerate(self.logs):
+    for i, (cmd, log) in enumerate(zip(cmds, self.logs)):
       penv = dict(env, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                   JAX_PROCESS_ID=str(i), PAUSE_AT=str(pause_at), GO=go,
                   RECORD_IDS=f"{logs}.ids{i}.jsonl")
@@ -157,41 +160,57 @@ def run_hosts(cmd, env, logs) -> tuple[list[int], list[str]]:
   return codes, [hosts.output(i) for i in range(2)]
 
 
+def test_the_heartbeat_timeout_comes_from_the_environment(monkeypatch):
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda **kwargs: calls.append(kwargs))
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+  monkeypatch.setenv("JAX_PROCESS_ID", "1")
+  monkeypatch.delenv(parallel.HEARTBEAT_TIMEOUT_ENV, raising=False)
+  parallel.maybe_initialize_distributed()
+  monkeypatch.setenv(parallel.HEARTBEAT_TIMEOUT_ENV, "30")
+  parallel.maybe_initialize_distributed()
+  assert calls == [dict(coordinator_address="127.0.0.1:1234", num_processes=2, process_id=1,
+                        heartbeat_timeout_seconds=t) for t in (100, 30)]
+  for bad in ("0", "ten", "-5"):
+    monkeypatch.setenv(parallel.HEARTBEAT_TIMEOUT_ENV, bad)
+    with pytest.raises(UserError, match=parallel.HEARTBEAT_TIMEOUT_ENV):
+      parallel.maybe_initialize_distributed()
+  assert len(calls) == 2
+
+
+def test_one_process_agrees_with_itself_without_a_collective():
+  assert parallel.agree_across_hosts(7, "a step") == 7
+  assert parallel.from_process_zero(25.925925925925927) == 25.925925925925927
+
+
 @pytest.fixture(scope="session")
-def mh(tmp_path_factory):
+def mh(e2e):
   """The reference run, one process with two CPU devices; the env of the two-process runs.
 
-  Made once per session under a file lock (pytest-xdist workers share it), like `runs.make_e2e`.
+  Beside the one-device reference of `runs.make_e2e`, whose dataset and compilation cache
+  it shares; made once per session under a file lock (pytest-xdist workers share it).
   """
-  if os.environ.get("PYTEST_XDIST_WORKER"):
-    base = tmp_path_factory.getbasetemp().parent / "multihost_e2e"
-    base.mkdir(exist_ok=True)
-  else:
-    base = tmp_path_factory.mktemp("multihost_e2e")
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="",
-             JAX_COMPILATION_CACHE_DIR=str(base / "xla_cache"),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-             JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", VIREID_HEARTBEAT_TIMEOUT_S="30")
-  data, reference = str(base / "sysu"), str(base / "reference")
-  with open(base / "lock", "w") as lock:
+  env = dict(e2e.env, XLA_FLAGS="", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+             VIREID_HEARTBEAT_TIMEOUT_S="30")
+  reference, ids, log = (str(e2e.base / "two_devices"), e2e.base / "two_devices_ids.jsonl",
+                         e2e.base / "two_devices.log")
+  with open(e2e.base / "two_devices.lock", "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
-      datasets.ensure_synthetic(data, "sysu", num_ids=12, seed=0)
       if not os.path.exists(os.path.join(reference, "results.json")):
-        one = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-                   RECORD_IDS=str(base / "reference_ids.jsonl"))
-        res = subprocess.run(child_command(reference, data), cwd=ROOT, env=one,
+        one = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=2", RECORD_IDS=str(ids))
+        res = subprocess.run(child_command(reference, e2e.data), cwd=ROOT, env=one,
                              capture_output=True, text=True, timeout=TIMEOUT_S)
         assert res.returncode == 0, res.stderr[-3000:]
-        with open(base / "reference.log", "w") as f:
+        with open(log, "w") as f:
           f.write(res.stdout + res.stderr)
     finally:
       fcntl.flock(lock, fcntl.LOCK_UN)
-  with open(base / "reference.log") as f:
-    log = f.read()
-  return types.SimpleNamespace(env=env, data=data, reference=reference, log=log,
-                               ids=recorded_ids(base / "reference_ids.jsonl"))
+  with open(log) as f:
+    text = f.read()
+  return types.SimpleNamespace(env=env, data=e2e.data, reference=reference, log=text,
+                               ids=recorded_ids(ids))
 
 
 @pytest.mark.slow
@@ -263,10 +282,10 @@ def test_a_stop_on_one_host_stops_both_a_killed_host_ends_the_other_and_both_res
   assert str(stopped_at) in os.listdir(os.path.join(workdir, "checkpoints"))
   assert not any("Traceback" in o for o in out)
 
-  # The same two commands resume there; SIGKILL of process 1 after step 5 ends process 0
-  # with one error line and status 1, promptly, instead of a hang in a collective.
+  # The same two commands resume there; SIGKILL of process 1 after its first step ends
+  # process 0 with one error line and status 1, promptly, instead of a hang in a collective.
   os.remove(go)
-  hosts = Hosts(cmd, mh.env, str(tmp_path / "kill"), pause_at=5, go=go)
+  hosts = Hosts(cmd, mh.env, str(tmp_path / "kill"), pause_at=stopped_at + 1, go=go)
   hosts.wait_for(1, "PHASE paused")
   assert f"resuming at step {stopped_at} of {TOTAL_STEPS}" in hosts.output(0)
   killed = time.time()
@@ -285,8 +304,25 @@ def test_a_stop_on_one_host_stops_both_a_killed_host_ends_the_other_and_both_res
   # Both again: the run ends with the losses, evaluations and report of the uninterrupted one.
   codes, out = run_hosts(cmd, mh.env, str(tmp_path / "end"))
   assert codes == [0, 0], out[0][-3000:] + out[1][-3000:]
-  resumed = re.search(r"resuming at step (\d+) of", out[0])
-  assert resumed and int(resumed.group(1)) in (stopped_at, 4), out[0][-3000:]  # 4 if saved
+  assert f"resuming at step {stopped_at} of {TOTAL_STEPS}" in out[0]
   assert_same_losses(workdir, mh.reference)
   assert_same_results(results(workdir), results(mh.reference))
   assert tables(out[0]) == tables(mh.log)
+
+
+@pytest.mark.slow
+def test_hosts_that_see_different_workdirs_are_refused_before_anything_is_written(mh, tmp_path):
+  """A workdir on each host's own disk instead of shared storage: found before any write."""
+  mine, theirs = tmp_path / "host0", tmp_path / "host1"
+  (theirs / "checkpoints").mkdir(parents=True)        # as if an earlier run had saved there
+  started = time.time()
+  codes, out = run_hosts([child_command(str(mine), mh.data), child_command(str(theirs), mh.data)],
+                         mh.env, str(tmp_path / "log"))
+  assert codes == [1, 1], out[0][-3000:] + out[1][-3000:]
+  for log in out:
+    errors = [line for line in log.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, log[-3000:]
+    assert "host 0: 0, host 1: 1" in errors[0] and "same --workdir" in errors[0]
+    assert "Traceback" not in log
+  assert time.time() - started < 120
+  assert not mine.exists() and os.listdir(theirs) == ["checkpoints"]

@@ -130,8 +130,13 @@ def check_divisible(per_modality_batch: int, what: str = "batch") -> None:
         f"P*K is a multiple of {n}.")
 
 
-def agree_across_hosts(value: int, what: str) -> int:
-  """`value` when every process has the same one; raises UserError naming each host's otherwise.
+SAME_WORKDIR = ("Every host must see the same --workdir: put it on storage that all of them "
+                "share (a network file system or a gs:// bucket), and start every host with "
+                "the same command.")
+
+
+def agree_across_hosts(value: int, what: str, fix: str = SAME_WORKDIR) -> int:
+  """`value` when every process has the same one; else UserError naming each host's, and `fix`.
 
   A barrier too: no process returns before every process has called it. One
   process: returns `value` at once.
@@ -141,10 +146,7 @@ def agree_across_hosts(value: int, what: str) -> int:
   values = [int(v) for v in np.asarray(multihost_utils.process_allgather(np.int32(value)))]
   if len(set(values)) > 1:
     by_host = ", ".join(f"host {i}: {v}" for i, v in enumerate(values))
-    raise UserError(
-        f"The hosts do not agree on {what} ({by_host}). Every host must see the same "
-        "--workdir: put it on storage that all of them share (a network file system or a "
-        "gs:// bucket), and start every host with the same command.")
+    raise UserError(f"The hosts do not agree on {what} ({by_host}). {fix}")
   return values[0]
 
 

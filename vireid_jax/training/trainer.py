@@ -115,6 +115,12 @@ def plan_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike, mesh) 
     num_classes = train_set.num_classes
     suite, test_set = suites.load(config.data, workdir)
     datasets.check_test_images(config.data, suite.layout, test_set)
+    same_data = ("Every host must read the same dataset: give each one the same copy at "
+                 "--config.data.root.")
+    for value, what in ((num_classes, "the number of training identities"),
+                        (len(train_set.visible), "the number of visible training images"),
+                        (len(train_set.infrared), "the number of infrared training images")):
+      parallel.agree_across_hosts(value, what, same_data)
   config_defaults.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
                            num_hosts=jax.process_count())
   pretrained = str(config.model.pretrained)
@@ -293,7 +299,8 @@ def completed_report(config, plan: RunPlan) -> dict | None:
   which, step, settings, tags = report_plan(config, plan)
   path = plan.workdir / report.results_filename(tags)
   done = read_results(path)
-  if not done or done.get("settings") != settings:
+  if not parallel.agree_across_hosts(bool(done) and done.get("settings") == settings,
+                                     f"whether {path} holds the run's report"):
     return None
   log.info("This run is complete: its report (%s checkpoint, step %d) is %s.", which, step, path)
   print("\n" + report.format_table(done, done.get("dataset", "")), flush=True)
