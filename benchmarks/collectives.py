@@ -2,11 +2,11 @@
 
   # 8 simulated CPU devices (no GPU needed), the full model:
   XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu \
-      python benchmarks/collectives.py --config=configs/sysu.py --batch=512 --depth=18
+      python -m benchmarks.collectives --config=configs/sysu.py --batch=512 --depth=18
   # on a multi-GPU machine, the executable that actually runs there:
-  python3 benchmarks/collectives.py --config=configs/sysu.py --batch=512
+  python3 -m benchmarks.collectives --config=configs/sysu.py --batch=512
 
-Compiles the real step (`setup.make_jitted_step`, as benchmarks/train_step.py
+Compiles the real step (`setup.make_jitted_step`, as benchmarks/step_speed.py
 does) for all visible devices and reads the optimised HLO: every all-reduce,
 reduce-scatter, all-gather, all-to-all and collective-permute, with the bytes
 each moves per device, grouped into "large" (gradient buckets, >= 1 MiB) and
@@ -20,12 +20,12 @@ step time that does not shrink with the per-device batch.
 from __future__ import annotations
 
 import collections
-import os
 import re
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
+
+from benchmarks import common, step_speed
+from vireid_jax.training import train_step as train_step_lib
 
 KINDS = ("all-reduce", "reduce-scatter", "all-gather", "all-to-all", "collective-permute")
 LARGE_BYTES = 1 << 20
@@ -77,37 +77,23 @@ def summarize(ops: list[tuple[str, int]]) -> str:
 
 
 def main() -> None:
-  ap = bench.common_parser(__doc__.split("\n\n")[0])
-  ap.add_argument("--set", action="append", default=None, metavar="KEY=VALUE")
+  ap = common.common_parser(__doc__.split("\n\n")[0])
   ap.add_argument("--dump", default=None, help="also write the optimised HLO text here")
-  args = ap.parse_args()
-  import jax  # pylint: disable=g-import-not-at-top
-  config = bench.load_config(args.config or "configs/sysu.py")
-  from vireid_jax import config_defaults  # pylint: disable=g-import-not-at-top
-  from vireid_jax.training import parallel, setup  # pylint: disable=g-import-not-at-top
-  from vireid_jax.training import train_step as train_step_lib  # pylint: disable=g-import-not-at-top
-  bench.apply_overrides(config, args)
+  args, config = common.parse_args(ap, default_config="configs/sysu.py")
+  step_speed.apply_overrides(config, args)
   batch = (args.batch or [64])[0]
-  p, k = bench.batch_layout(batch)
-  config.batch.identities, config.batch.instances = p, k
-  devices = jax.devices()
-  config_defaults.validate(config, num_classes=args.num_classes, num_devices=len(devices))
-  mesh = parallel.make_mesh()
-  model = setup.build_model(config, args.num_classes)
-  variables = setup.init_variables(config, model, mesh, jax.random.key(args.seed))
-  tx = setup.build_optimizer(config, variables["params"], bench.STEPS_PER_EPOCH)
-  state = setup.initial_train_state(config, variables, tx, mesh)
-  step_fn = setup.make_jitted_step(model, tx, config, mesh, bench.STEPS_PER_EPOCH)
-  batch_arrays = bench.device_batches(mesh, p, k, args.image_size, args.num_classes,
-                                      args.seed, count=1)[0]
-  text = step_fn.lower(state, batch_arrays).compile().as_text()
+  prepared = step_speed.prepare_step(config, args.num_classes, args.seed)
+  batch_arrays = prepared.batches(batch, args.num_classes, args.image_size, args.seed, count=1)[0]
+  text = prepared.step_fn.lower(prepared.state(), batch_arrays).compile().as_text()
   if args.dump:
     with open(args.dump, "w", encoding="utf-8") as f:
       f.write(text)
   ops = collectives(text)
+  variables = prepared.variables
   num_bn = sum(1 for path, _ in jax.tree_util.tree_flatten_with_path(variables["batch_stats"])[0]
                if str(path[-1]).find("mean") >= 0)
   grad_mib = train_step_lib.tree_param_count(variables["params"]) * 4 / 2**20
+  devices = jax.devices()
   print(f"{len(devices)} x {devices[0].device_kind}, {args.config}, depth {args.depth}, "
         f"{args.image_size[0]}x{args.image_size[1]}, global batch {batch} "
         f"({batch // len(devices)} per device), {num_bn} BatchNorm layers, "

@@ -1,6 +1,6 @@
 r"""Trains several variants of a config and prints their test metrics.
 
-    python benchmarks/demo_sweep.py --root=DIR --variants='model.two_stream=False' \
+    python -m benchmarks.demo_sweep --root=DIR --variants='model.two_stream=False' \
         --variants='optim.name="adam";optim.lr_new=3.5e-4' [--base=configs/synthetic.py]
 
 How the CPU demo's settings were chosen: the same trainer, input pipeline,
@@ -17,15 +17,11 @@ import argparse
 import itertools
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import train_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
-from vireid_jax.training import trainer  # pylint: disable=wrong-import-position
+from benchmarks import common
+from vireid_jax.training import trainer
 
 
 def main() -> None:
@@ -39,9 +35,9 @@ def main() -> None:
   for base, variant in itertools.product(args.base or ["configs/synthetic.py"],
                                          args.variants or [""]):
     for seed in (int(s) for s in args.seeds.split(",")):
-      config = bench.load_config(base)
+      config = common.load_config(base)
       config.data.name, config.data.root, config.seed = "sysu", os.path.abspath(args.root), seed
-      overrides = bench.set_keys(config, filter(None, (v.strip() for v in variant.split(";"))))
+      overrides = common.set_keys(config, filter(None, (v.strip() for v in variant.split(";"))))
       start = time.time()
       with tempfile.TemporaryDirectory() as workdir:
         trainer.train_and_evaluate(config, workdir)

@@ -8,20 +8,17 @@ timed: ours as the best of --repeats runs over all trials (the CPU may be
 shared), the reference once, on --ref_trials trials scaled to --trials.
 Also checks that both give the same numbers.
 
-  .venv/bin/python benchmarks/eval_metrics.py            # full reference (minutes)
-  .venv/bin/python benchmarks/eval_metrics.py --ref_trials 2
+  python -m benchmarks.eval_metrics            # full reference (minutes)
+  python -m benchmarks.eval_metrics --ref_trials 2
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from vireid_jax.evaluation import metrics
 
 NUM_IDS, NUM_QUERY, POOL, DIM = 96, 3803, 20, 2048

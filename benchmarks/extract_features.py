@@ -1,6 +1,6 @@
 """Times test-time feature extraction: the evaluation's embedding function on the device.
 
-  python benchmarks/extract_features.py --config=configs/sysu.py --batch=128 --batch=256
+  python -m benchmarks.extract_features --config=configs/sysu.py --batch=128 --batch=256
 
 The function is `evaluation.evaluators.make_embed_fn` (the one the evaluation and
 `tools/extract` use: modality stem + shared trunk + pooling + BNNeck, then L2
@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax  # pylint: disable=g-import-not-at-top
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import train_step as bench  # pylint: disable=g-import-not-at-top
+from benchmarks import common
 from vireid_jax.evaluation import evaluators
 from vireid_jax.models import vireid
 from vireid_jax.training import setup
@@ -34,7 +30,7 @@ from vireid_jax.training import setup
 def time_extraction(config, batch: int, flip: bool, repeats: int) -> float:
   """Images/s of the jitted embedding of `batch` images (median of `repeats` runs of 10 calls)."""
   size = tuple(config.data.image_size)
-  model = setup.build_model(config, bench.NUM_CLASSES)
+  model = setup.build_model(config, common.NUM_CLASSES)
   variables = vireid.init_variables(model, jax.random.key(0), size, batch=2)
   embed = evaluators.make_embed_fn(model, variables, config.eval.dtype)
 
@@ -59,12 +55,10 @@ def time_extraction(config, batch: int, flip: bool, repeats: int) -> float:
 
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  ap.add_argument("--config", default="configs/sysu.py")
   ap.add_argument("--batch", type=int, action="append", default=None)
   ap.add_argument("--repeats", type=int, default=5)
   ap.add_argument("--out", default=None)
-  args = ap.parse_args()
-  config = bench.load_config(args.config)
+  args, config = common.parse_args(ap, default_config="configs/sysu.py")
   rows = []
   for batch in args.batch or [128]:
     for flip in (False, True):

@@ -58,7 +58,7 @@ finish() {
   local reports=() f
   for f in "$@"; do [[ -s "$f" ]] && reports+=("$f"); done
   if (( ${#reports[@]} )); then
-    "$PY" benchmarks/train_step.py --summarize "${reports[@]}" 2>&1 | tee "$OUT/summary.txt" | tee -a "$LOG"
+    "$PY" -m benchmarks.summarize "${reports[@]}" 2>&1 | tee "$OUT/summary.txt" | tee -a "$LOG"
   fi
   if (( ${#FAILED[@]} )); then
     log "NOT COMPLETE: ${FAILED[*]}" | tee -a "$OUT/summary.txt"

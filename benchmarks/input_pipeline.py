@@ -1,6 +1,6 @@
 r"""Throughput of the tf.data training pipeline, in images per second per CPU core.
 
-  python benchmarks/input_pipeline.py [--threads=1,2] [--source_size=288,144] \
+  python -m benchmarks.input_pipeline [--threads=1,2] [--source_size=288,144] \
       [--sources=files,tfds,tfds_jpeg]
 
 Writes ~200 photo-like JPEGs (smooth colour fields plus fine texture, quality
@@ -21,19 +21,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 from vireid_jax.config_defaults import base_config
-from vireid_jax.data import datasets, pipeline, prepare_tfds
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from vireid_jax.data import datasets, pipeline, prepare_tfds, tensorflow_setup
 
 
 def photo_like(rng: np.random.Generator, height: int, width: int, gray: bool) -> np.ndarray:
@@ -115,7 +110,7 @@ def main() -> None:
 
   cfg = base_config()          # default augmentations: pad 10, flip, erasing, channel
   cfg.data.image_size = size
-  pipeline.import_tf()
+  tensorflow_setup.import_tf()
   with tempfile.TemporaryDirectory() as tmp:
     root, tfds_dir = os.path.join(tmp, "jpegs"), os.path.join(tmp, "tfds")
     write_images(root, args.num_images, source, args.num_ids)

@@ -5,7 +5,7 @@
 #   OLD=benchold OUT=bench_out bash benchmarks/run_ab.sh
 #
 # ROUNDS rounds; in each, for every item of ITEMS ("config:batch,batch"), one process of the
-# old tree's benchmarks/train_step.py then one of the new tree's, labelled old/new. Interleaving
+# old tree's step benchmark then one of the new tree's, labelled old/new. Interleaving
 # spreads clock and temperature drift over both sides; the summary prints each run and "A/B
 # MODEL, batch B: new/old images/s = R" (medians over rounds). Files in $OUT: bench.log,
 # ab_<round>_<old|new>_<config>.json, summary.txt.
@@ -21,7 +21,14 @@ cd "$(dirname "$0")/.."
 
 : "${OLD:?set OLD to a copy of the old source tree (see the header)}"
 OLD=$(cd "$OLD" && pwd) || exit 2
-[[ -f "$OLD/benchmarks/train_step.py" ]] || { echo "$OLD has no benchmarks/train_step.py"; exit 2; }
+# The step benchmark of a tree: `-m benchmarks.step_speed`, or the script of trees older than
+# the package layout.
+step_cmd() {
+  if [[ -f "$1/benchmarks/step_speed.py" ]]; then echo "-m benchmarks.step_speed"
+  elif [[ -f "$1/benchmarks/train_step.py" ]]; then echo "benchmarks/train_step.py"
+  else return 1; fi
+}
+step_cmd "$OLD" >/dev/null || { echo "$OLD has no benchmarks/step_speed.py"; exit 2; }
 OUT=$(mkdir -p "${OUT:-./bench_out}" && cd "${OUT:-./bench_out}" && pwd)
 PY=${PYTHON:-python3}
 ITEMS=${ITEMS:-agw_baseline:64,256 sysu:64}
@@ -61,8 +68,9 @@ for round in $(seq 1 "$ROUNDS"); do
       [[ $side == new ]] && tree=$NEW
       # Each side runs from its own root, so it imports its own vireid_jax.
       out="$OUT/ab_${round}_${side}_$cfg.json"
+      # shellcheck disable=SC2046
       run "ab_${round}_${side}_$cfg" 60 200 bash -c 'cd "$1" && shift && exec "$@"' _ "$tree" \
-        "$PY" benchmarks/train_step.py --config="configs/$cfg.py" "${batches[@]}" "${COMMON[@]}" \
+        "$PY" $(step_cmd "$tree") --config="configs/$cfg.py" "${batches[@]}" "${COMMON[@]}" \
         --out="$out"
       relabel "$out" "$side"
     done

@@ -54,19 +54,19 @@ mapfile -t TB < <(batch_flags "$TORCH_BATCHES")
 mapfile -t CB < <(batch_flags "$TORCH_COMPILE_BATCHES")
 mapfile -t FB < <(batch_flags "$TORCH_FULL_BATCHES")
 
-run jax_agw 60 160 "$PY" benchmarks/train_step.py --config=configs/agw_baseline.py \
+run jax_agw 60 160 "$PY" -m benchmarks.step_speed --config=configs/agw_baseline.py \
   "${JB[@]}" "${COMMON[@]}" --out="$OUT/jax_agw.json"
 
-(( ${#TB[@]} )) && run torch_eager 30 70 "$PY" benchmarks/torch_reference.py --mode=eager \
+(( ${#TB[@]} )) && run torch_eager 30 70 "$PY" -m benchmarks.torch_reference --mode=eager \
   --model=agw "${TB[@]}" "${COMMON[@]}" --out="$OUT/torch_eager.json"
 
-run jax_full 60 180 "$PY" benchmarks/train_step.py --config=configs/sysu.py \
+run jax_full 60 180 "$PY" -m benchmarks.step_speed --config=configs/sysu.py \
   "${JB[@]}" "${COMMON[@]}" --out="$OUT/jax_full.json"
 
-(( ${#CB[@]} )) && run torch_compile 60 150 "$PY" benchmarks/torch_reference.py --mode=compile \
+(( ${#CB[@]} )) && run torch_compile 60 150 "$PY" -m benchmarks.torch_reference --mode=compile \
   --model=agw "${CB[@]}" "${COMMON[@]}" --out="$OUT/torch_compile.json"
 
-(( ${#FB[@]} )) && run torch_full 40 60 "$PY" benchmarks/torch_reference.py --mode=eager \
+(( ${#FB[@]} )) && run torch_full 40 60 "$PY" -m benchmarks.torch_reference --mode=eager \
   --model=full "${FB[@]}" "${COMMON[@]}" --peak_size=0 --out="$OUT/torch_full.json"
 
 finish "$OUT"/{jax_agw,torch_eager,torch_compile,jax_full,torch_full}.json

@@ -64,19 +64,19 @@ for cfg in $CONFIGS; do
   one_flags=$(echo $one_flags)
   (( ONE_GPU )) && run "one_$cfg" 60 150 env CUDA_VISIBLE_DEVICES=0 \
     ${one_flags:+XLA_FLAGS="$one_flags"} \
-    "$PY" benchmarks/train_step.py --config="configs/$cfg.py" "${ONE[@]}" "${COMMON[@]}" \
+    "$PY" -m benchmarks.step_speed --config="configs/$cfg.py" "${ONE[@]}" "${COMMON[@]}" \
     --out="$OUT/one_$cfg.json"
-  run "all_$cfg" 60 180 "$PY" benchmarks/train_step.py --config="configs/$cfg.py" \
+  run "all_$cfg" 60 180 "$PY" -m benchmarks.step_speed --config="configs/$cfg.py" \
     "${ALL[@]}" "${COMMON[@]}" --out="$OUT/all_$cfg.json"
 done
 
 if (( EXTRAS )); then
   # shellcheck disable=SC2086
-  run collectives 30 120 bash -c "\"$PY\" benchmarks/collectives.py --config=configs/sysu.py \
+  run collectives 30 120 bash -c "\"$PY\" -m benchmarks.collectives --config=configs/sysu.py \
     --batch=$(( N * first )) --dtype=bfloat16 --image_size=288,144 --depth=50 --peak_size=0 \
     $EXTRA_ARGS > \"$OUT/collectives.txt\"; rc=\$?; cat \"$OUT/collectives.txt\"; exit \$rc"
   if [[ -z "${JAX_PLATFORMS:-}" || "${JAX_PLATFORMS}" == *gpu* || "${JAX_PLATFORMS}" == *cuda* ]]; then
-    run profile 40 120 bash -c "\"$PY\" benchmarks/profile_step.py --config=configs/sysu.py \
+    run profile 40 120 bash -c "\"$PY\" -m benchmarks.profile_step --config=configs/sysu.py \
       --batch=$(( N * first )) --top=25 $EXTRA_ARGS > \"$OUT/profile.txt\"; rc=\$?; cat \"$OUT/profile.txt\"; exit \$rc"
   fi
 fi

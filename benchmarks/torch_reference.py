@@ -1,18 +1,21 @@
 """The same training step in PyTorch, timed the same way, for a like-for-like speed comparison.
 
-  python benchmarks/torch_reference.py --mode=eager --batch=64 --out=bench_out/torch_eager.json
-  python benchmarks/torch_reference.py --mode=compile --batch=64 --out=bench_out/torch_compile.json
+  python -m benchmarks.torch_reference --mode=eager --batch=64 --out=bench_out/torch_eager.json
+  python -m benchmarks.torch_reference --mode=compile --batch=64 --out=bench_out/torch_compile.json
 
 Our own code, written for this comparison. `--model=agw` is the AGW
 cross-modality baseline as `configs/agw_baseline.py` builds it in JAX:
 ResNet (torchvision, random init; a built-in copy of its layout when
 torchvision is missing) with last stride 1, a conv1/bn1/relu/maxpool stem per
-modality, shared layer1-4, GeM (p=3), BNNeck (frozen zero bias), bias-free
-classifier; loss = cross-entropy + weighted regularised triplet; SGD (momentum
+modality, shared layer1-4 with AGW's non-local blocks (`NonLocal`, after layer2
+blocks 2-3 and layer3 blocks 3-5), GeM (p=3), BNNeck (frozen zero bias),
+bias-free classifier; loss = cross-entropy + weighted regularised triplet; SGD (momentum
 0.9, Nesterov, weight decay 5e-4) with lr 0.01 for the backbone and 0.1 for
 the new layers. `--model=full` adds the intra-modality branches (own layer4
 copies, GeM, BNNeck, classifier, on each modality's images only) and the
 identity-level symmetric-KL distribution loss, as `configs/sysu.py`.
+`tests/test_agw_parity.py` loads the same weights into this network and ours
+and checks that features, losses, gradients and SGD updates agree.
 
 uint8 NHWC batches live on the device and are normalised inside the step (as
 in JAX); the network runs channels_last under bf16 autocast. `--mode=compile`
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata as md
-import os
 import platform
 import sys
 import time
@@ -35,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import train_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import common as bench
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -151,19 +152,73 @@ def set_last_stride_one(resnet: nn.Module) -> None:
 # ----------------------------------------------------------------------------
 # The networks.
 
-def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
-  """Generalised-mean pooling over H, W, in float32."""
-  return x.float().clamp(min=eps).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
+def gem(x: torch.Tensor, p: float = 3.0) -> torch.Tensor:
+  """AGW's generalised-mean pooling over H, W (post-ReLU input), in float32 or float64."""
+  x = x if x.dtype == torch.float64 else x.float()
+  return (x.pow(p).mean(dim=(2, 3)) + 1e-12).pow(1.0 / p)
+
+
+class NonLocal(nn.Module):
+  """AGW's non-local block: 1x1 g/theta/phi to `inner` channels, f = theta^T phi / N, x + BN(W(f g))."""
+
+  def __init__(self, channels: int, inner: int = 1):
+    super().__init__()
+    self.g = nn.Conv2d(channels, inner, 1)
+    self.theta = nn.Conv2d(channels, inner, 1)
+    self.phi = nn.Conv2d(channels, inner, 1)
+    self.W = nn.Conv2d(inner, channels, 1)
+    self.W_bn = nn.BatchNorm2d(channels)
+    nn.init.zeros_(self.W_bn.weight)
+    nn.init.zeros_(self.W_bn.bias)
+
+  def forward(self, x):
+    b, _, h, w = x.shape
+    g = self.g(x).flatten(2).transpose(1, 2)               # (b, N, inner)
+    theta = self.theta(x).flatten(2).transpose(1, 2)       # (b, N, inner)
+    phi = self.phi(x).flatten(2)                           # (b, inner, N)
+    f = theta @ phi / (h * w)                              # (b, N, N), no softmax
+    y = (f @ g).transpose(1, 2).reshape(b, -1, h, w)
+    return x + self.W_bn(self.W(y))
+
+
+# AGW's embed_net(no_local='on'): non-local blocks after the last 2 blocks of layer2 and the
+# last 3 of layer3 (ResNet-50: layer2 blocks 2-3, layer3 blocks 3-5).
+NON_LOCAL_PER_STAGE = (0, 2, 3)
+
+
+class NonLocalStage(nn.Module):
+  """A ResNet stage with non-local blocks after some of its blocks."""
+
+  def __init__(self, stage: nn.Sequential, count: int, inner: int | None):
+    super().__init__()
+    self.blocks = stage
+    n = len(stage)
+    channels = _out_channels(stage[-1])
+    inner = max(1, channels // 2) if inner is None else inner
+    self.non_local = nn.ModuleDict({str(i): NonLocal(channels, inner)
+                                    for i in range(max(0, n - count), n)})
+
+  def forward(self, x):
+    for i, block in enumerate(self.blocks):
+      x = block(x)
+      if str(i) in self.non_local:
+        x = self.non_local[str(i)](x)
+    return x
+
+
+def _out_channels(block: nn.Module) -> int:
+  last = block.bn3 if hasattr(block, "bn3") else block.bn2
+  return last.num_features
 
 
 class Head(nn.Module):
-  """GeM -> BNNeck (frozen zero bias) -> bias-free classifier."""
+  """GeM -> BNNeck (weight ~ N(1, 0.01), frozen zero bias) -> bias-free classifier."""
 
   def __init__(self, dim: int, num_classes: int, gem_p: float = 3.0):
     super().__init__()
     self.gem_p = gem_p
     self.bnneck = nn.BatchNorm1d(dim)
-    nn.init.ones_(self.bnneck.weight)
+    nn.init.normal_(self.bnneck.weight, 1.0, 0.01)
     nn.init.zeros_(self.bnneck.bias)
     self.bnneck.bias.requires_grad_(False)
     self.classifier = nn.Linear(dim, num_classes, bias=False)
@@ -176,16 +231,25 @@ class Head(nn.Module):
 
 
 class TwoStreamNet(nn.Module):
-  """Per-modality stems, shared layer1-4 and head; with `intra`, a layer4 + head per modality."""
+  """Per-modality stems, shared layer1-4 and head; with `intra`, a layer4 + head per modality.
 
-  def __init__(self, depth: int, num_classes: int, intra: bool = False, impl: str = "auto"):
+  `non_local` adds AGW's non-local blocks (inner width `non_local_inner`: AGW's code uses 1;
+  None gives C // 2).
+  """
+
+  def __init__(self, depth: int, num_classes: int, intra: bool = False, impl: str = "auto",
+               non_local: bool = False, non_local_inner: int | None = 1):
     super().__init__()
     base, self.resnet_impl = build_resnet(depth, impl)
     set_last_stride_one(base)
     stem = nn.Sequential(base.conv1, base.bn1, base.relu, base.maxpool)
     self.visible_stem = stem
     self.infrared_stem = copy.deepcopy(stem)
-    self.trunk = nn.Sequential(base.layer1, base.layer2, base.layer3)
+    stages = [base.layer1, base.layer2, base.layer3]
+    if non_local:
+      stages = [NonLocalStage(s, k, non_local_inner) if k else s
+                for s, k in zip(stages, NON_LOCAL_PER_STAGE)]
+    self.trunk = nn.Sequential(*stages)
     self.layer4 = base.layer4
     dim = base.fc.in_features
     self.head = Head(dim, num_classes)
@@ -214,16 +278,22 @@ class TwoStreamNet(nn.Module):
       out["infrared"] = self.infrared_head(self.infrared_layer4(x[n:]))
     return out
 
+  def embed(self, images, modality: int):
+    """AGW's test feature: the L2-normalised BNNeck feature of one modality's images."""
+    stem = self.visible_stem if modality == 0 else self.infrared_stem
+    _, f_bn, _ = self.head(self.layer4(self.trunk(stem(images))))
+    return F.normalize(f_bn, dim=1)
+
 
 # ----------------------------------------------------------------------------
 # Losses (float32).
 
-def weighted_regularized_triplet(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-  """AGW's WRT: softmax-weighted positive and negative distances, soft-margin ranking loss."""
+def _soft_hardest(feats: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0):
+  """AGW/CAJ's softly furthest positive and softly closest negative distance per anchor."""
   sq = feats.pow(2).sum(1, keepdim=True)
   dist = (sq + sq.t() - 2.0 * feats @ feats.t()).clamp(min=1e-12).sqrt()
   same = labels[:, None] == labels[None, :]
-  pos, neg = same.float(), (~same).float()
+  pos, neg = same.to(feats.dtype), (~same).to(feats.dtype)
 
   def weights(d, mask):
     d_max = (d * mask).max(dim=1, keepdim=True).values
@@ -231,9 +301,26 @@ def weighted_regularized_triplet(feats: torch.Tensor, labels: torch.Tensor) -> t
     return e / (e.sum(dim=1, keepdim=True) + 1e-6)
 
   d_ap, d_an = dist * pos, dist * neg
-  furthest_pos = (d_ap * weights(d_ap, pos)).sum(1)
-  closest_neg = (d_an * weights(-d_an, neg)).sum(1)
+  furthest_pos = (d_ap * weights(d_ap * alpha, pos)).sum(1)
+  closest_neg = (d_an * weights(-d_an * alpha, neg)).sum(1)
+  return furthest_pos, closest_neg
+
+
+def weighted_regularized_triplet(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+  """AGW's WRT: softmax-weighted positive and negative distances, soft-margin ranking loss."""
+  furthest_pos, closest_neg = _soft_hardest(feats, labels)
   return F.softplus(furthest_pos - closest_neg).mean()   # SoftMarginLoss with y = 1
+
+
+def adaptive_triplet(feats: torch.Tensor, labels: torch.Tensor, alpha: float = 1.0,
+                     gamma: float = 1.0, square: bool = True) -> torch.Tensor:
+  """CAJ's TripletLoss_ADP (ICCV21_CAJ/loss.py), as `train_ext.py --method adp` runs it."""
+  fp, cn = _soft_hardest(feats, labels, alpha)
+  if not square:
+    return F.softplus(gamma * (fp - cn)).mean()
+  diff = torch.clamp_max(gamma * (fp - cn).pow(2), 88.0)
+  y = torch.where(fp > cn, -1.0, 1.0).to(feats.dtype)     # SoftMarginLoss target
+  return F.softplus(-y * diff).mean()
 
 
 def identity_sym_kl(f_vis: torch.Tensor, f_ir: torch.Tensor, k: int,
@@ -358,19 +445,17 @@ def torch_matmul_peak(n: int, device, seed: int = 0) -> dict[str, float]:
   return bench.matmul_peak(lambda: a @ b, sync, 2.0 * n ** 3)
 
 
-def model_settings(args) -> dict:
-  """Model and loss weights: from --config when given (needs ml_collections), else --model."""
-  settings = {"model": args.model or "agw", "w_intra": 0.5, "w_dist": 0.1}
-  if args.config:
-    try:
-      config = bench.load_config(args.config)
-    except ImportError as e:
-      raise SystemExit(f"--config={args.config} needs the vireid_jax config deps ({e}); "
-                       "pass --model=agw|full instead.") from e
+def model_settings(args, config) -> dict:
+  """Model and loss weights: from --config when given, else --model."""
+  settings = {"model": args.model or "agw", "w_intra": 0.5, "w_dist": 0.1,
+              "non_local": True, "non_local_inner": 1}
+  if config is not None:
     if not args.model:
       settings["model"] = "full" if config.model.intra_branches else "agw"
     settings["w_intra"] = float(config.loss.w_intra)
     settings["w_dist"] = float(config.loss.w_dist)
+    settings["non_local"] = bool(config.model.non_local)
+    settings["non_local_inner"] = 1 if config.model.non_local_width == "reference" else None
     if config.loss.triplet != "wrt" or config.model.branch != "layer4" or not config.model.two_stream:
       print("note: the torch reference implements triplet=wrt, branch=layer4, two_stream=True "
             f"only; {args.config} asks for triplet={config.loss.triplet}, "
@@ -379,7 +464,7 @@ def model_settings(args) -> dict:
   return settings
 
 
-def run_torch(args) -> dict:
+def run_torch(args, config=None) -> dict:
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   torch.manual_seed(args.seed)
   if device.type == "cuda":
@@ -388,14 +473,15 @@ def run_torch(args) -> dict:
       # XLA's GPU default for float32 convolutions and matmuls is TF32 too.
       torch.backends.cuda.matmul.allow_tf32 = True
       torch.backends.cudnn.allow_tf32 = True
-  settings = model_settings(args)
+  settings = model_settings(args, config)
   batches = sorted(set(args.batch or [64]))
   layouts = {b: bench.batch_layout(b) for b in batches}
   amp = args.dtype == "bfloat16"
   compile_mode = args.compile_mode if args.mode == "compile" else None
 
   model = TwoStreamNet(args.depth, args.num_classes, intra=settings["model"] == "full",
-                       impl=args.resnet).to(device).to(memory_format=torch.channels_last)
+                       impl=args.resnet, non_local=settings["non_local"],
+                       non_local_inner=settings["non_local_inner"]).to(device).to(memory_format=torch.channels_last)
   model.train()
   opt = torch.optim.SGD(
       [{"params": model.pretrained_params(), "lr": 0.01},
@@ -409,6 +495,7 @@ def run_torch(args) -> dict:
       "dtype": args.dtype, "image_size": list(args.image_size), "depth": args.depth,
       "num_classes": args.num_classes, "steps": args.steps, "warmup": args.warmup,
       "w_intra": settings["w_intra"], "w_dist": settings["w_dist"],
+      "non_local": settings["non_local"],
       "num_params": sum(p.numel() for p in model.parameters()),
       "compile_scope": ("forward+loss compiled as one graph (AOTAutograd backward); optimiser "
                         + ("compiled" if args.compile_optimizer else "eager foreach SGD")
@@ -482,13 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   ap.add_argument("--resnet", default="auto", choices=("auto", "torchvision", "builtin"))
   ap.add_argument("--no_count_flops", dest="count_flops", action="store_false",
                   help="skip the one extra eager step that counts FLOPs")
-  args = ap.parse_args(argv)
-  try:
-    for b in args.batch or [64]:
-      bench.batch_layout(b)
-  except ValueError as e:
-    ap.error(str(e))
-  run_torch(args)
+  args, config = bench.parse_args(ap, argv)
+  bench.check_batches(ap, args.batch)
+  run_torch(args, config)
   return 0
 
 

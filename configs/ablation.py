@@ -1,8 +1,9 @@
 """Ablation rows of the method, as configs: --config=configs/ablation.py:ROW[,DATASET].
 
-ROW: baseline (two-stream, shared head only), intra (+ intra-modality branches),
-dist (+ distribution loss, no branches), full (both). DATASET: sysu (default),
-regdb or synthetic (the small CPU model of configs/synthetic.py).
+ROW: baseline (two-stream, shared head only: exactly configs/agw_baseline.py),
+intra (+ intra-modality branches), dist (+ distribution loss, no branches),
+full (both: configs/sysu.py). DATASET: sysu (default), regdb or synthetic (the
+small CPU model of configs/synthetic.py).
 """
 
 from vireid_jax import config_defaults
@@ -22,10 +23,6 @@ def get_config(arg: str = "full"):
   if dataset == "synthetic":
     c = config_defaults.synthetic_demo(config_defaults.base_config())
   else:
-    c = config_defaults.base_config()
+    c = config_defaults.agw_baseline(config_defaults.base_config())
     c.data.name = dataset or "sysu"
-  base = config_defaults.base_config()
-  c.model.intra_branches = ROWS[row]["intra"]
-  c.loss.w_intra = (c.loss.w_intra or base.loss.w_intra) if ROWS[row]["intra"] else 0.0
-  c.loss.w_dist = (c.loss.w_dist or base.loss.w_dist) if ROWS[row]["dist"] else 0.0
-  return c
+  return config_defaults.method_modules(c, **ROWS[row])

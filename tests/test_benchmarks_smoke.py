@@ -2,11 +2,11 @@
 
 The subprocess runs use 64x64 images: at 64x32, layer3/4 maps are 2 wide, and
 XLA:CPU runs 3x3 convolutions on maps narrower than the kernel ~100x slower.
+The scripts run as modules of the `benchmarks` package (`python -m benchmarks.X`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -16,21 +16,12 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks import common as bench
+from benchmarks import model_flops
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.join(ROOT, "benchmarks")
 TINY = ["--image_size=64,64", "--depth=18", "--batch=16", "--steps=2", "--warmup=1",
         "--peak_size=64", "--dtype=float32"]
-
-
-def _load(name, filename):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, filename))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-bench = _load("bench_train_step", "train_step.py")
-model_flops = _load("bench_model_flops", "model_flops.py")
 
 
 def _env():
@@ -41,8 +32,8 @@ def _env():
   return env
 
 
-def _run(script, args, out):
-  res = subprocess.run([sys.executable, os.path.join(BENCH, script), *args, f"--out={out}"],
+def _run(module, args, out):
+  res = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *args, f"--out={out}"],
                        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
   assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
   with open(out) as f:
@@ -64,7 +55,7 @@ def _check_result(report, framework):
 
 
 def test_jax_benchmark_runs_the_real_step(tmp_path):
-  report, stdout = _run("train_step.py", ["--config=configs/agw_baseline.py", *TINY],
+  report, stdout = _run("step_speed", ["--config=configs/agw_baseline.py", *TINY],
                         tmp_path / "jax.json")
   res = _check_result(report, "jax")
   assert report["model"] == "agw" and report["mode"] == "jit" and report["num_devices"] == 1
@@ -81,7 +72,7 @@ def test_jax_benchmark_runs_the_real_step(tmp_path):
 def test_torch_benchmark_full_model_runs(tmp_path):
   pytest.importorskip("torch")
   # 64x32 is fine for torch (the narrow-map slowdown is XLA:CPU's).
-  report, _ = _run("torch_reference.py", ["--mode=eager", "--model=full", "--resnet=builtin",
+  report, _ = _run("torch_reference", ["--mode=eager", "--model=full", "--resnet=builtin",
                                           *TINY, "--image_size=64,32"], tmp_path / "torch.json")
   res = _check_result(report, "torch")
   assert report["model"] == "full" and report["mode"] == "eager"
@@ -91,8 +82,8 @@ def test_torch_benchmark_full_model_runs(tmp_path):
   assert 12e9 < res["flops_per_step"] < 30e9, res["flops_per_step"]
   # Our count of the same network's step (traced, not run) agrees with torch's counter,
   # so the two frameworks' TFLOP/s columns compare.
-  ours, stdout = _run("train_step.py", ["--config=configs/sysu.py", "--flops_only", *TINY,
-                                        "--image_size=64,32"], tmp_path / "flops.json")
+  ours, stdout = _run("step_speed", ["--config=configs/sysu.py", "--flops_only", *TINY,
+                                      "--image_size=64,32"], tmp_path / "flops.json")
   assert "GFLOP per step" in stdout
   assert ours["results"][0]["flops_per_step"] == pytest.approx(res["flops_per_step"], rel=1e-3)
 
@@ -180,9 +171,10 @@ def test_summarize_cli_needs_no_framework(tmp_path):
                                  "results": [{"batch": 64, "step_ms_mean": 10.0,
                                               "step_ms_median": 10.0, "images_per_s": 6400.0}]})
   code = ("import runpy, sys; sys.modules['jax'] = None; sys.modules['torch'] = None; "
-          f"sys.argv = ['x', '--summarize', {str(path)!r}]; "
-          f"runpy.run_path({os.path.join(BENCH, 'train_step.py')!r}, run_name='__main__')")
-  res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+          f"sys.argv = ['x', {str(path)!r}]; "
+          "runpy.run_module('benchmarks.summarize', run_name='__main__')")
+  res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True,
+                       text=True, timeout=60)
   assert res.returncode == 0, res.stderr
   assert "6400.0" in res.stdout
 
@@ -191,7 +183,7 @@ def test_torch_losses_match_ours():
   """The torch reference's WRT triplet and distribution loss equal vireid_jax's."""
   torch = pytest.importorskip("torch")
   from vireid_jax.losses import distribution, triplet
-  tr = _load("bench_torch_reference", "torch_reference.py")
+  from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   p, k, d = 3, 4, 16
   labels = np.repeat(rng.choice(50, p, replace=False), k).astype(np.int32)
@@ -209,7 +201,7 @@ def test_torch_losses_match_ours():
 
 def test_torch_last_stride_and_param_groups():
   torch = pytest.importorskip("torch")
-  tr = _load("bench_torch_reference", "torch_reference.py")
+  from benchmarks import torch_reference as tr  # pylint: disable=g-import-not-at-top
   for depth, intra in ((18, True), (50, False)):       # basic block and bottleneck strides
     net = tr.TwoStreamNet(depth, num_classes=10, intra=intra, impl="builtin")
     x = torch.zeros(2, 3, 64, 32)
@@ -225,7 +217,7 @@ def test_torch_last_stride_and_param_groups():
 
 
 def test_collectives_parser_counts_ops_and_bytes():
-  coll = _load("bench_collectives", "collectives.py")
+  from benchmarks import collectives as coll  # pylint: disable=g-import-not-at-top
   hlo = "\n".join([
       "  %ar = f32[64,3]{1,0} all-reduce(%x), channel_id=1, to_apply=%add",
       "  %ars = (f32[8]{0}, bf16[2,2]{1,0}) all-reduce-start(%a, %b), channel_id=2",
@@ -237,3 +229,59 @@ def test_collectives_parser_counts_ops_and_bytes():
                  ("collective-permute", 4 * 6 * 3 * 256 * 2)]
   table = coll.summarize(ops + [("all-reduce", 2 << 20)])
   assert "| all-reduce | 3 | 2.00 | 1 | 2.00 |" in table
+
+
+def test_step_ab_times_variants_side_by_side(tmp_path):
+  """base, its noise-floor twin and a rematerialised variant: same loss, one row each."""
+  report, stdout = _run("step_ab", ["--config=configs/agw_baseline.py", *TINY, "--steps=1",
+                                    "--rounds=1", "--variant=remat=remat=conv"],
+                        tmp_path / "ab.json")
+  rows = {r["variant"]["name"]: r for r in report["results"]}
+  assert list(rows) == ["base", "base_again", "remat"] and not report["failed"]
+  # Recomputing instead of storing changes no number: same loss after the same steps.
+  assert rows["remat"]["final_loss"] == pytest.approx(rows["base"]["final_loss"], rel=1e-5)
+  assert rows["remat"]["flops_per_step"] == rows["base"]["flops_per_step"]
+  assert rows["base"]["speedup_vs_base_median"] == 1.0
+  assert all(r["hlo_gb"] > 0 and r["kernels"] > 0 for r in rows.values())
+  assert "base_again" in stdout
+
+
+def test_variant_specs():
+  from benchmarks import variants  # pylint: disable=g-import-not-at-top
+  v = variants.parse("graphs=xla.xla_gpu_enable_command_buffer=;xla.xla_gpu_autotune_level=0;"
+                     "config.model.fused_bn=pallas;remat=conv")
+  assert v.name == "graphs" and v.remat == "conv"
+  assert v.compiler_options == {"xla_gpu_enable_command_buffer": "",
+                                "xla_gpu_autotune_level": 0}
+  assert v.config == ("model.fused_bn=pallas",)
+  assert variants.option_value("true") is True and variants.option_value("2.5") == 2.5
+  for bad in ("noname", "x=config.model", "x=remat=everything", "x=foo.bar=1"):
+    with pytest.raises(ValueError, match="--variant"):
+      variants.parse(bad)
+
+
+def test_hlo_bytes_counts_each_kernel_once():
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from benchmarks import hlo_bytes  # pylint: disable=g-import-not-at-top
+  x = jnp.ones((256, 128), jnp.float32)
+  text = jax.jit(lambda a: jnp.sin(a) * 2.0).lower(x).compile().as_text()
+  found = hlo_bytes.kernels(text)
+  # One elementwise kernel: reads x once, writes the result once (128 KiB each).
+  assert sum(k.read for k in found) == x.nbytes and sum(k.written for k in found) == x.nbytes
+  assert hlo_bytes.shape_arrays("(f32[8]{0}, bf16[2,2]{1,0})") == [("f32", 32), ("bf16", 8)]
+  assert hlo_bytes.kernel_key("loop_add_fusion.12") == "loop_add_fusion_12"
+  assert hlo_bytes.summarize(found).startswith(f"{len(found)} kernels, 0.000 GB")
+
+
+def test_bn_sites_of_resnet50():
+  from benchmarks import bn_sites  # pylint: disable=g-import-not-at-top
+  sites = bn_sites.network_sites(50, (288, 144), 64)
+  # 53 BatchNorms of a ResNet-50 with the stem's counted twice (one stem per modality).
+  assert sum(s.count for s in sites) == 54
+  # 10.49 M normalised values per image; the stem's at 144 x 72, layer4's at 18 x 9.
+  assert sum(s.count * s.rows * s.channels for s in sites) == 64 * 10_492_416
+  assert sites[0].rows == 32 * 144 * 72 and sites[-1].rows == 64 * 18 * 9
+  full = bn_sites.network_sites(50, (288, 144), 64, full=True)
+  assert sum(s.count for s in full) == 54 + 2 * 10          # two more layer4 copies
+  assert [s.min_passes for s in sites if s.name == "layer1_bn3"] == [11]

@@ -10,7 +10,8 @@ import pytest
 from vireid_jax import config_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = ["sysu.py", "regdb.py", "agw_baseline.py", "ablation.py", "synthetic.py"]
+CONFIG_FILES = ["sysu.py", "regdb.py", "agw_baseline.py", "caj_baseline.py", "ablation.py",
+                "synthetic.py"]
 REQUIRED = ["mode", "seed", "data.name", "data.root", "data.trial", "data.image_size",
             "batch.identities", "batch.instances", "num_epochs", "steps_per_epoch",
             "model.depth", "model.pretrained", "model.dtype", "eval.every_epochs", "eval.trials"]
@@ -36,7 +37,40 @@ def test_every_config_has_the_required_keys_and_validates(name):
     get(c, key)   # KeyError if absent
   # Same key set as the base: nothing added or lost per config.
   assert set(c.to_dict()) == set(config_defaults.base_config().to_dict())
+  if name != "synthetic.py":
+    # Real-data configs: training without ImageNet weights must be asked for.
+    assert c.model.pretrained == ""
+    with pytest.raises(ValueError, match="model.pretrained='': not set") as e:
+      config_defaults.validate(c, num_classes=395, num_devices=1)
+    assert "python -m vireid_jax.models.pretrained" in str(e.value)
+    assert "--config.model.pretrained=none" in str(e.value)
+    c.model.pretrained = "/weights/resnet50.npz"
+  else:
+    assert c.model.pretrained == "none"
   config_defaults.validate(c, num_classes=395, num_devices=1)
+
+
+def test_main_refuses_training_without_imagenet_weights_before_any_work(tmp_path):
+  """sysu.py without model.pretrained: the config error (exit 2), nothing read or written."""
+  res = subprocess.run(
+      [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/sysu.py",
+       f"--workdir={tmp_path}/w", f"--config.data.root={tmp_path}/missing"],
+      capture_output=True, text=True, cwd=ROOT, timeout=300)
+  assert res.returncode == 2, res.stderr[-2000:]
+  assert "model.pretrained='': not set" in res.stderr
+  assert "python -m vireid_jax.models.pretrained" in res.stderr
+  assert "SYSU-MM01 root" not in res.stderr and "Traceback" not in res.stderr
+  assert not os.path.exists(tmp_path / "w")
+
+
+def test_pretrained_none_is_a_deliberate_choice_and_eval_needs_no_weights():
+  c = load("sysu.py")
+  c.model.pretrained = "none"
+  config_defaults.validate(c, num_classes=395)
+  c.model.pretrained, c.mode = "", "eval"       # evaluation restores a checkpoint
+  config_defaults.validate(c, num_classes=395)
+  c.mode, c.data.name = "train", "fake"          # benchmark batches
+  config_defaults.validate(c, num_classes=395)
 
 
 def test_ablation_rows_switch_modules():
@@ -50,6 +84,31 @@ def test_ablation_rows_switch_modules():
   assert syn.data.name == "synthetic" and syn.model.depth == 18
   agw = load("agw_baseline.py")
   assert not agw.model.intra_branches and agw.loss.w_dist == 0 and agw.loss.triplet == "wrt"
+  # The baseline row is the AGW baseline, the full row the method's config: the rows differ
+  # from the baseline only by the paper's modules.
+  assert rows["baseline"].to_dict() == agw.to_dict()
+  assert rows["full"].to_dict() == load("sysu.py").to_dict()
+  modules = {("model", "intra_branches"), ("loss", "w_intra"), ("loss", "w_dist")}
+  for key, sub in rows["full"].to_dict().items():
+    for leaf, value in (sub.items() if isinstance(sub, dict) else ()):
+      if (key, leaf) not in modules:
+        assert value == agw.to_dict()[key][leaf], (key, leaf)
+
+
+def test_baselines_spell_out_their_reference_recipes():
+  agw, caj = load("agw_baseline.py"), load("caj_baseline.py")
+  # AGW's train.py: pad 10 / crop / flip only, non-local blocks of width 1, 81 epochs.
+  assert (agw.data.pad, agw.data.flip, agw.data.random_erasing, agw.data.channel_augment,
+          agw.data.channel_exchange_view) == (10, True, 0.0, 0.0, False)
+  assert (agw.model.non_local, agw.model.non_local_width, agw.num_epochs) == (True, "reference", 81)
+  assert (agw.optim.lr_new, agw.optim.lr_pretrained, agw.optim.decay_epochs) == (0.1, 0.01, (20, 50))
+  # CAJ's train_ext.py --method adp --augc 1 --rande 0.5 --alpha 1 --square 1 --gamma 1.
+  assert (caj.data.random_erasing, caj.data.channel_augment, caj.data.channel_exchange_view) == (
+      0.5, 0.5, True)
+  assert (caj.loss.triplet, caj.loss.adp_alpha, caj.loss.adp_gamma, caj.loss.adp_square) == (
+      "adp", 1.0, 1.0, True)
+  assert caj.num_epochs == 100 and caj.eval.flip and not agw.eval.flip
+  assert load("caj_baseline.py", "regdb").data.name == "regdb"
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -60,9 +119,13 @@ def test_ablation_rows_switch_modules():
     (lambda c: setattr(c.model, "branch", "mlp"), "model.branch"),
     (lambda c: setattr(c.eval, "gallery_rule", "official"), "rand_perm_cam"),
     (lambda c: setattr(c.data, "trial", 11), "trials are 1..10"),
+    (lambda c: setattr(c.model, "non_local_width", "quarter"), "non_local_width"),
+    (lambda c: setattr(c.data, "random_erasing", 1.5), r"data.random_erasing=1.5"),
+    (lambda c: setattr(c.loss, "triplet", "soft"), "'wrt', 'hard', 'adp'"),
 ])
 def test_validate_refuses_configs_that_cannot_work(mutate, message):
   c = config_defaults.base_config()
+  c.model.pretrained = "none"
   mutate(c)
   with pytest.raises(ValueError, match=message):
     config_defaults.validate(c, num_classes=395, num_devices=4)
@@ -90,7 +153,8 @@ def test_unknown_override_key_is_an_error_and_known_override_applies():
 def test_main_reports_bad_input_without_a_traceback(tmp_path):
   res = subprocess.run(
       [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/sysu.py",
-       f"--workdir={tmp_path}/w", f"--config.data.root={tmp_path}/missing"],
+       f"--workdir={tmp_path}/w", f"--config.data.root={tmp_path}/missing",
+       "--config.model.pretrained=none"],
       capture_output=True, text=True, cwd=ROOT, timeout=300)
   assert res.returncode == 1
   assert "error: SYSU-MM01 root" in res.stderr and "request it from the authors" in res.stderr

@@ -12,7 +12,8 @@ from vireid_jax import config_defaults
 from vireid_jax.data import check, datasets, regdb, synthetic, sysu
 from vireid_jax.data.images import BadImageError
 from vireid_jax.data.images import load_image
-from vireid_jax.data.records import INFRARED, VISIBLE, DataError
+from vireid_jax.data.records import INFRARED, VISIBLE
+from vireid_jax.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -153,6 +153,24 @@ def test_batchnorm_follows_pytorch():
   np.testing.assert_allclose(y_eval, ref_eval, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_batchnorm_statistics_survive_a_large_mean(groups):
+  """|mean| >> std (a conv bias before the non-local blocks' BN): float32 statistics stay exact."""
+  rng = np.random.default_rng(3)
+  x = (100.0 + 0.01 * rng.normal(size=(8, 4, 3, 6))).astype(np.float32)
+  bn = layers.BatchNorm(groups=groups)
+  v = {"params": {"scale": np.ones(6, np.float32), "bias": np.zeros(6, np.float32)},
+       "batch_stats": {"mean": np.zeros(6, np.float32), "var": np.ones(6, np.float32)}}
+  y, upd = bn.apply(v, x, use_running_average=False, mutable=["batch_stats"])
+  blocks = x.astype(np.float64).reshape(groups, -1, 6)
+  mean, var = blocks.mean(1, keepdims=True), blocks.var(1, keepdims=True)
+  ref = ((blocks - mean) / np.sqrt(var + 1e-5)).reshape(x.shape)
+  np.testing.assert_allclose(y, ref, atol=2e-3)     # E[x^2] - E[x]^2 would give var ~ 0 or worse
+  n = blocks.shape[1]
+  np.testing.assert_allclose(upd["batch_stats"]["var"],
+                             0.9 + 0.1 * np.mean(var[:, 0] * n / (n - 1), 0), rtol=1e-4)
+
+
 def test_batchnorm_groups_normalise_each_block_alone():
   """groups=G (one per device, sync_batchnorm=False) == G separate BatchNorms on the blocks."""
   rng = np.random.default_rng(0)
@@ -184,7 +202,10 @@ def test_bnneck_has_no_bias_and_returns_float32():
   f = jnp.asarray(np.random.default_rng(1).normal(1.0, 2.0, (6, 4)), jnp.bfloat16)
   v = neck.init(jax.random.key(0), f, train=False)
   assert set(v["params"]) == {"scale"}
-  np.testing.assert_array_equal(v["params"]["scale"], 1.0)
+  # AGW's weights_init_kaiming: BatchNorm1d weight ~ N(1, 0.01^2).
+  big = np.asarray(layers.BNNeck().init(jax.random.key(1), jnp.zeros((2, 4096)),
+                                        train=False)["params"]["scale"])
+  assert abs(big.mean() - 1.0) < 1e-3 and 0.009 < big.std() < 0.011
   out, _ = neck.apply(v, f, train=True, mutable=["batch_stats"])
   assert out.dtype == jnp.float32
   np.testing.assert_allclose(np.mean(np.asarray(out), 0), 0.0, atol=1e-5)
@@ -195,8 +216,14 @@ def test_gem_matches_numpy_and_limits():
   x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
   for p in (3.0, 2.5):
     out = layers.GeM(p).apply({}, jnp.asarray(x))
-    ref = np.mean(np.maximum(x, 1e-6).astype(np.float64) ** p, axis=(1, 2)) ** (1.0 / p)
+    # AGW's gm_pool: (mean(x^p) + 1e-12)^(1/p) on post-ReLU (>= 0) inputs.
+    ref = (np.mean(np.maximum(x, 0).astype(np.float64) ** p, axis=(1, 2)) + 1e-12) ** (1.0 / p)
     np.testing.assert_allclose(out, ref, rtol=1e-5)
+  # An all-zero channel pools to (1e-12)^(1/3) = 1e-4, with a finite (zero) gradient.
+  zero = np.zeros((1, 2, 2, 1), np.float32)
+  np.testing.assert_allclose(layers.GeM(3.0).apply({}, zero), [[1e-4]], rtol=1e-4)
+  g = jax.grad(lambda v: jnp.sum(layers.GeM(3.0).apply({}, v)))(jnp.asarray(zero))
+  np.testing.assert_array_equal(g, 0.0)
   pos = np.abs(x)
   np.testing.assert_allclose(layers.GeM(1.0).apply({}, pos), pos.mean((1, 2)), rtol=1e-5)
   np.testing.assert_allclose(layers.GeM(60.0).apply({}, pos), pos.max((1, 2)), rtol=0.05)

@@ -241,3 +241,26 @@ def test_the_console_is_short_and_holds_no_library_logs(e2e):
   assert sum(" eval   step " in l for l in lines) == 3
   for key in ("workdir", "data", "model", "schedule", "summaries"):
     assert any(re.match(rf"\d\d:\d\d:\d\d {key} ", l) for l in lines), key
+
+
+@pytest.mark.parametrize("damage", ["empty_test_ids", "zero_byte_query"])
+def test_a_broken_test_set_stops_the_run_before_its_first_step(e2e, tmp_path, damage):
+  data = str(tmp_path / "sysu")
+  shutil.copytree(e2e.data, data)
+  if damage == "empty_test_ids":
+    open(os.path.join(data, "exp", "test_id.txt"), "w").close()
+    named = "test_id.txt"
+  else:
+    with open(os.path.join(data, "exp", "test_id.txt")) as f:
+      pid = int(f.read().split(",")[0])
+    folder = os.path.join(data, "cam3", f"{pid:04d}")
+    named = os.path.join(folder, sorted(os.listdir(folder))[0])
+    open(named, "w").close()
+  workdir = tmp_path / "run"
+  res = subprocess.run(command(str(workdir), data), cwd=ROOT, env=e2e.env, capture_output=True,
+                       text=True, timeout=600)
+  assert res.returncode == 1, res.stderr[-3000:]
+  errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+  assert len(errors) == 1 and named in errors[0], res.stderr[-3000:]
+  assert "Traceback" not in res.stderr
+  assert not workdir.exists()          # refused before anything was written

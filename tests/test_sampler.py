@@ -112,10 +112,17 @@ def test_hosts_are_disjoint_and_union_is_single_host_draw(train_set, num_hosts):
                                     single.indices(step)[j])
 
 
-def test_steps_per_epoch(train_set):
-  assert len(train_set.visible) == 17
-  assert sampler.steps_per_epoch(train_set, 2, 4) == 2
-  assert sampler.steps_per_epoch(train_set, 8, 4) == 1      # at least 1
+def test_steps_per_epoch_follow_agw(train_set):
+  """AGW's IdentitySampler: int(max(#visible, #infrared) / (P*K)) + 1 batches per epoch."""
+  assert (len(train_set.visible), len(train_set.infrared)) == (17, 14)
+  assert sampler.steps_per_epoch(train_set, 2, 4) == 17 // 8 + 1 == 3
+  assert sampler.steps_per_epoch(train_set, 8, 4) == 1
+  assert sampler.epoch_steps(22258, 11909, 8, 4) == 696      # SYSU-MM01
+  assert sampler.epoch_steps(2060, 2060, 8, 4) == 65          # RegDB
+  assert sampler.epoch_steps(100, 130, 8, 4) == 5             # the larger modality counts
+  assert sampler.epoch_steps(64, 10, 8, 4) == 3               # an exact multiple still adds one
+  with pytest.raises(ValueError, match="must be >= 1"):
+    sampler.epoch_steps(10, 10, 0, 4)
 
 
 def test_errors(train_set):
@@ -153,11 +160,3 @@ def test_fake_batch_structure_and_hosts():
     fake.fake_batch(0, 4, 2, size, num_classes=3)
   with pytest.raises(ValueError, match="not divisible by the 3 hosts"):
     fake.fake_batch(0, 4, 2, size, num_classes=10, num_hosts=3)
-
-
-def test_fake_iterator_recycles_and_stops():
-  it = fake.FakeIterator(1, 2, 2, (8, 4), num_classes=5, num_cached=2, num_steps=5)
-  batches = list(it)
-  assert len(batches) == 5
-  assert batches[0] is batches[2] is batches[4]
-  assert not np.array_equal(batches[0]["visible"], batches[1]["visible"])

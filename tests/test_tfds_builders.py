@@ -11,7 +11,7 @@ import pytest
 
 from vireid_jax import config_defaults
 from vireid_jax.data import datasets, images, pipeline, prepare_tfds, tfds_source
-from vireid_jax.data.records import DataError
+from vireid_jax.errors import DataError
 from vireid_jax.evaluation import features, protocols
 
 from conftest import prepare_tiny_tfds  # pylint: disable=wrong-import-order

@@ -355,7 +355,7 @@ def write_config(workdir, **data):
   for key, value in data.items():
     c.data[key] = value
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, workdir_lib.CONFIG_FILE), "w") as f:
+  with open(os.path.join(workdir, run_info.CONFIG_FILE), "w") as f:
     f.write(c.to_json_best_effort())
   return str(workdir)
 
@@ -368,17 +368,17 @@ def test_plot_embeddings_refuses_runs_of_different_datasets_before_any_work(tmp_
   # Two demo workdirs each generated the same synthetic data: nothing to refuse.
   plot_embeddings.check_same_data(demo, other_demo, allow_different=False)
   for baseline in (bigger, sysu):
-    with pytest.raises(workdir_lib.UsageError, match="different data.*--allow_different_data"):
+    with pytest.raises(cli.UsageError, match="different data.*--allow_different_data"):
       plot_embeddings.check_same_data(demo, baseline, allow_different=False)
   # The command line stops there with the message (no checkpoint is ever opened).
-  status = workdir_lib.run_cli(plot_embeddings.main, ["--workdir", demo, "--baseline_workdir", sysu])
+  status = cli.run_cli(plot_embeddings.main, ["--workdir", demo, "--baseline_workdir", sysu])
   assert status == 1 and "sysu at " in capsys.readouterr().err
   plot_embeddings.check_same_data(demo, sysu, allow_different=True)
   assert "warning: the two runs were trained on different data" in capsys.readouterr().err
   # RegDB: another trial split is another test set.
   t1 = write_config(tmp_path / "r1", name="regdb", root="/data/RegDB", trial=1)
   t2 = write_config(tmp_path / "r2", name="regdb", root="/data/RegDB", trial=2)
-  with pytest.raises(workdir_lib.UsageError, match="trial 2"):
+  with pytest.raises(cli.UsageError, match="trial 2"):
     plot_embeddings.check_same_data(t1, t2, allow_different=False)
 
 

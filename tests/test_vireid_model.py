@@ -90,7 +90,10 @@ def test_default_model_size_at_reid_resolution():
   layer4 = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(v["params"]["shared"]["layer4"]))
   stem = 7 * 7 * 3 * 64 + 2 * 64
   heads = 3 * (2048 + 2048 * 395)              # BNNeck scales + bias-free classifiers
-  assert count == resnet50 + stem + 2 * layer4 + heads == 55_880_064
+  # AGW's non-local blocks (inner width 1): g, theta, phi (C -> 1, bias), W (1 -> C, bias),
+  # BN (scale, shift): 7C + 3 each, 2 on layer2 (C = 512) and 3 on layer3 (C = 1024).
+  non_local = 2 * (7 * 512 + 3) + 3 * (7 * 1024 + 3)
+  assert count == resnet50 + stem + 2 * layer4 + heads + non_local == 55_908_751
   fmap = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 288, 144, 3)), 0,
                                               method=vireid.ViReIDNet.embed), v)
   assert fmap.shape == (2, 2048)

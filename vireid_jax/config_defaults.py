@@ -18,7 +18,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.mode = "train"                     # train | eval
   c.seed = 0
   c.num_epochs = 81
-  c.steps_per_epoch = 0                # 0 = number of visible train images / (P*K)
+  c.steps_per_epoch = 0                # 0 = AGW's rule: max(#visible, #infrared) // (P*K) + 1
   c.log_every_steps = 50
   c.checkpoint_every_epochs = 1
   c.keep_checkpoints = 2
@@ -33,8 +33,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.image_size = (288, 144)       # (height, width)
   c.data.pad = 10                      # pad-and-random-crop
   c.data.flip = True
-  c.data.random_erasing = 0.5          # probability; 0 disables
-  c.data.channel_augment = 0.5         # probability of channel exchange/grayscale on visible
+  # Augmentations beyond pad/crop/flip (AGW uses none of them; CAJ all three; see
+  # vireid_jax/data/channel_augment.py, applied on the device to normalised images):
+  c.data.random_erasing = 0.0          # CAJ's ChannelRandomErasing probability, every image; 0 off
+  c.data.channel_augment = 0.0         # CAJ's ChannelAdapGray(p) on infrared images; 0 off
+  c.data.channel_exchange_view = False  # CAJ's extra channel-exchanged view of each visible image
   c.data.synthetic_num_ids = 40        # synthetic generator, when data.name=synthetic
   c.data.synthetic_layout = "sysu"
   c.data.num_parallel_calls = -1       # tf.data AUTOTUNE
@@ -48,7 +51,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.depth = 50                   # 18 | 34 | 50
   c.model.last_stride = 1
-  c.model.pretrained = ""              # path to a torchvision ResNet checkpoint
+  # Path to a torchvision ImageNet ResNet checkpoint (.pth or converted .npz), or "none" to
+  # train from scratch on purpose; left empty, training is refused (validate).
+  c.model.pretrained = ""
   c.model.dtype = "bfloat16"           # compute dtype; parameters stay float32; float16
                                        # (GPUs without bfloat16) adds dynamic loss scaling
   c.model.two_stream = True            # modality-specific stems
@@ -58,15 +63,25 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.branch = "layer4"            # layer4 | head
   c.model.branch_head_dim = 1024       # width of the light `head` branch
   c.model.retrieval_feature = "shared"  # shared | concat
+  c.model.non_local = True             # AGW's non-local blocks in layer2 and layer3
+  c.model.non_local_width = "reference"  # inner width: reference (AGW's code: 1) | half (C // 2)
   # BatchNorm statistics over the global batch (True: any device count gives the same
   # numbers), or per device (False: PyTorch DDP without SyncBatchNorm; no cross-device
   # reductions in the forward pass, the paper's statistics at its per-GPU batch).
   c.model.sync_batchnorm = True
+  # BatchNorm + residual + ReLU in training as one op with a hand-written backward pass
+  # (models/fused_batchnorm.py): "" = plain autodiff, "xla" = its reductions as XLA fusions,
+  # "pallas" = as Pallas kernels on one GPU ("xla" elsewhere). Same numbers up to rounding;
+  # slower than plain autodiff on an H200 today (BENCHMARKS.md), hence off.
+  c.model.fused_bn = ""
 
   c.loss = ml_collections.ConfigDict()
   c.loss.label_smoothing = 0.0
-  c.loss.triplet = "wrt"               # wrt (weighted regularised) | hard (batch-hard)
+  c.loss.triplet = "wrt"               # wrt (AGW, weighted regularised) | hard | adp (CAJ)
   c.loss.margin = 0.3                  # batch-hard triplet margin
+  c.loss.adp_alpha = 1.0               # adp: scale of the distances inside the soft weights
+  c.loss.adp_gamma = 1.0               # adp: scale of the (squared) difference
+  c.loss.adp_square = True             # adp: squared difference with a sign target (CAJ --square 1)
   c.loss.w_id = 1.0
   c.loss.w_tri = 1.0
   c.loss.w_intra = 0.5                 # weight of the intra-modality branch losses
@@ -107,6 +122,70 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def agw_baseline(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """AGW's cross-modality baseline as `train.py --method agw --lr 0.1` runs it (every choice explicit).
+
+  Two-stream stems, shared ResNet-50 with non-local blocks (inner width 1),
+  GeM, BNNeck, CE + weighted regularised triplet; pad 10 / crop / flip only;
+  SGD with AGW's groups and schedule, 81 epochs of max(#vis, #ir) // 32 + 1 steps.
+  """
+  c.data.image_size = (288, 144)
+  c.data.pad = 10
+  c.data.flip = True
+  c.data.random_erasing = 0.0
+  c.data.channel_augment = 0.0
+  c.data.channel_exchange_view = False
+  c.batch.identities, c.batch.instances = 8, 4
+  c.model.depth, c.model.last_stride = 50, 1
+  c.model.two_stream = True
+  c.model.non_local, c.model.non_local_width = True, "reference"
+  c.model.gem_p, c.model.gem_learnable = 3.0, False
+  c.model.intra_branches = False
+  c.model.retrieval_feature = "shared"
+  c.loss.label_smoothing = 0.0
+  c.loss.triplet = "wrt"
+  c.loss.w_id, c.loss.w_tri, c.loss.w_intra, c.loss.w_dist = 1.0, 1.0, 0.0, 0.0
+  c.optim.name = "sgd"
+  c.optim.lr_new, c.optim.lr_pretrained = 0.1, 0.01
+  c.optim.momentum, c.optim.nesterov, c.optim.weight_decay = 0.9, True, 5e-4
+  c.optim.warmup_epochs, c.optim.decay_epochs, c.optim.decay_factor = 10, (20, 50), 0.1
+  c.num_epochs = 81
+  c.steps_per_epoch = 0
+  c.eval.every_epochs = 2
+  c.eval.flip = False
+  return c
+
+
+def method_modules(c: ml_collections.ConfigDict, intra: bool = True,
+                   dist: bool = True) -> ml_collections.ConfigDict:
+  """The paper's modules on a recipe: intra-modality branches and/or the distribution loss.
+
+  Weights and branch settings are `base_config`'s; the rest of `c` is untouched,
+  so `method_modules(agw_baseline(c))` differs from the AGW baseline only by them.
+  """
+  base = base_config()
+  c.model.intra_branches = bool(intra)
+  c.loss.w_intra = base.loss.w_intra if intra else 0.0
+  c.loss.w_dist = base.loss.w_dist if dist else 0.0
+  return c
+
+
+def caj_baseline(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """CAJ (ICCV 2021) as `ICCV21_CAJ/train_ext.py --method adp --augc 1 --rande 0.5 --alpha 1
+  --square 1 --gamma 1 --lr 0.1` runs it: AGW's network and optimiser, plus CAJ's three
+  channel augmentations, the squared adaptive triplet, 100 epochs; tested with flip averaging
+  (its `testa.py`)."""
+  agw_baseline(c)
+  c.data.random_erasing = 0.5          # ChannelRandomErasing(0.5) on all three views
+  c.data.channel_augment = 0.5         # ChannelAdapGray(0.5) on infrared images
+  c.data.channel_exchange_view = True  # + ChannelExchange view of every visible image
+  c.loss.triplet = "adp"
+  c.loss.adp_alpha, c.loss.adp_gamma, c.loss.adp_square = 1.0, 1.0, True
+  c.num_epochs = 100
+  c.eval.flip = True
+  return c
+
+
 def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """The CPU demo settings (configs/synthetic.py): synthetic data, a small ResNet-18."""
   c.data.name = "synthetic"
@@ -122,6 +201,10 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.model.branch = "head"
   c.model.branch_head_dim = 256
   c.model.two_stream = False           # one shared stem: aligns faster from scratch
+  c.model.pretrained = "none"          # from scratch: no ImageNet weights for this model
+  c.model.non_local = False            # the plain ResNet-18
+  c.data.random_erasing = 0.5
+  c.data.channel_augment = 0.5
   c.num_epochs = 15
   c.steps_per_epoch = 20
   c.log_every_steps = 20
@@ -149,7 +232,9 @@ CHOICES = {
     "model.branch": ("layer4", "head"),
     "model.retrieval_feature": ("shared", "concat"),
     "model.dtype": ("float32", "bfloat16", "float16"),
-    "loss.triplet": ("wrt", "hard"),
+    "model.fused_bn": ("", "xla", "pallas"),
+    "model.non_local_width": ("reference", "half"),
+    "loss.triplet": ("wrt", "hard", "adp"),
     "loss.dist_level": ("identity", "batch"),
     "loss.dist_divergence": ("sym_kl", "w2"),
     "loss.dist_normalize": ("l2", "none"),
@@ -166,6 +251,25 @@ def get_key(config: ml_collections.ConfigDict, dotted: str):
   for part in dotted.split("."):
     node = node[part]
   return node
+
+
+# `model.pretrained` value that asks for training from scratch.
+NO_PRETRAINED = "none"
+
+
+def missing_pretrained_message(depth: int) -> str:
+  """What to do when `model.pretrained` is unset (after "model.pretrained='': ")."""
+  depth = int(depth)
+  files = ("resnet50-19c8e357.pth (torchvision >= 0.13 calls its IMAGENET1K_V1 file "
+           "resnet50-0676ba61.pth)" if depth == 50 else f"resnet{depth}-*.pth")
+  return (
+      f"not set. AGW and CAJ start every ResNet copy from torchvision's ImageNet "
+      f"ResNet-{depth}: download {files} from https://download.pytorch.org/models/ on a "
+      f"machine with internet access, convert it once with `python -m "
+      f"vireid_jax.models.pretrained --in FILE.pth --out resnet{depth}.npz` and pass "
+      f"--config.model.pretrained=/path/to/resnet{depth}.npz (a .pth works too where torch is "
+      f"installed). To train from scratch on purpose, pass "
+      f"--config.model.pretrained={NO_PRETRAINED}.")
 
 
 def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
@@ -209,6 +313,11 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
        f"not divisible by the {num_hosts} hosts (each host draws its own identities).")
   need(not (config.model.retrieval_feature == "concat" and not config.model.intra_branches),
        "model.retrieval_feature", "concat needs model.intra_branches=True.")
+  for key in ("data.random_erasing", "data.channel_augment"):
+    need(0.0 <= float(get_key(config, key)) <= 1.0, key,
+         "a probability: give a value in [0, 1] (0 disables).")
+  need(not (config.mode == "train" and config.data.name != "fake" and not config.model.pretrained),
+       "model.pretrained", missing_pretrained_message(config.model.depth))
   need(int(config.num_epochs) >= 1, "num_epochs", "must be >= 1.")
   need(int(config.steps_per_epoch) >= 0, "steps_per_epoch",
        "must be >= 0 (0: derived from the training set).")

@@ -9,22 +9,20 @@ exits with `trainer.STOPPED_EXIT_STATUS` after saving.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import sys
 
-# TensorFlow (tf.data, CLU) must never take the GPU or fill the console; these
-# must be set before it is first imported.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-import jax  # pylint: disable=wrong-import-position
-from absl import app, flags, logging  # pylint: disable=wrong-import-position
-from ml_collections import config_flags  # pylint: disable=wrong-import-position
+from vireid_jax import config_defaults, console
+from vireid_jax.data.tensorflow_setup import quiet_tensorflow
+from vireid_jax.errors import ConfigError, UserError
+from vireid_jax.training import parallel, trainer
 
-from vireid_jax import config_defaults, console  # pylint: disable=wrong-import-position
-from vireid_jax.errors import ConfigError, UserError  # pylint: disable=wrong-import-position
-from vireid_jax.training import parallel, trainer  # pylint: disable=wrong-import-position
+# TensorFlow (tf.data, CLU) must never fill the console; set before it is first imported.
+quiet_tensorflow()
 
 USAGE = """\
 vireid_jax: visible-infrared person re-identification in JAX.
@@ -127,11 +125,11 @@ def main(argv) -> None:
   try:
     parallel.maybe_initialize_distributed()
     config = _CONFIG.value
-    config_defaults.validate(config)
-    if config.mode == "train":
-      status = trainer.train_and_evaluate(config, _WORKDIR.value)
-    else:
+    if config.mode == "eval":     # the run's own config.json plus the overrides, checked there
       status = trainer.evaluate_run(config, _WORKDIR.value, override_keys(sys.argv))
+    else:
+      config_defaults.validate(config)
+      status = trainer.train_and_evaluate(config, _WORKDIR.value)
   except ConfigError as e:
     exit_with(e.problems, e.exit_status)
   except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:

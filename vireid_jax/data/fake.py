@@ -39,29 +39,3 @@ def fake_batch(rng_or_seed, identities: int, instances: int, image_size: Sequenc
   return {"visible": rng.integers(0, 256, shape, dtype=np.uint8),
           "infrared": rng.integers(0, 256, shape, dtype=np.uint8),
           "visible_labels": labels, "infrared_labels": labels.copy()}
-
-
-class FakeIterator:
-  """Endless (or num_steps) fake batches, recycling `num_cached` pre-made ones."""
-
-  def __init__(self, seed: int, identities: int, instances: int, image_size: Sequence[int],
-               num_classes: int, host_id: int = 0, num_hosts: int = 1, num_cached: int = 4,
-               num_steps: int | None = None):
-    if int(num_cached) < 1:
-      raise ValueError(f"num_cached={num_cached} must be >= 1.")
-    rng = np.random.default_rng(int(seed))   # same on every host: disjoint identities
-    self._batches = [fake_batch(rng, identities, instances, image_size, num_classes,
-                                host_id=host_id, num_hosts=num_hosts)
-                     for _ in range(int(num_cached))]
-    self._num_steps = num_steps
-    self._step = 0
-
-  def __iter__(self) -> FakeIterator:
-    return self
-
-  def __next__(self) -> dict[str, np.ndarray]:
-    if self._num_steps is not None and self._step >= self._num_steps:
-      raise StopIteration
-    batch = self._batches[self._step % len(self._batches)]
-    self._step += 1
-    return batch

@@ -37,7 +37,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_image(path: str, size: tuple[int, int] | None = None) -> np.ndarray:
-  """Reads `path` as uint8 (H, W, 3); resizes to size=(height, width) if given.
+  """Reads `path` as uint8 (H, W, 3); resizes to size=(height, width) if given (LANCZOS).
 
   Raises:
     BadImageError: naming the file, if it is empty, truncated or not an image.
@@ -54,7 +54,8 @@ def load_image(path: str, size: tuple[int, int] | None = None) -> np.ndarray:
         "empty, truncated or not an image: re-copy it from the dataset "
         "archive, or delete it and run `python -m vireid_jax.data.check`.") from e
   if size is not None and (img.height, img.width) != tuple(size):
-    img = img.resize((size[1], size[0]), Image.BILINEAR)
+    # PIL's LANCZOS (formerly ANTIALIAS), as AGW / CAJ resize every image.
+    img = img.resize((size[1], size[0]), Image.LANCZOS)
   return np.asarray(img, dtype=np.uint8)
 
 

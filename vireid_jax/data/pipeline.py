@@ -13,21 +13,18 @@ GLOBAL batch), through TF stateless random ops. So
 Images leave as uint8 (cheap host->device copy); the ImageNet normalisation
 happens on the device in the train step.
 
-Augmentations, in this order, each one a config switch (0 / False disables):
+Augmentations, each one a config switch (0 / False disables):
   1. data.pad: zero-pad `pad` pixels on each side, crop back at a random
      offset (AGW: Pad(10) + RandomCrop).
   2. data.flip: horizontal flip with probability 0.5.
-  3. data.channel_augment (visible images only), probability p: CAJ-style
-     channel augmentation, uniformly one of {replicate R, replicate G,
-     replicate B, grayscale 0.2989 R + 0.587 G + 0.114 B} into all 3 channels.
-  4. data.random_erasing, probability p: random erasing (Zhong et al.): area
-     fraction U(0.02, 0.4), aspect ratio U(0.3, 1/0.3), filled with the ImageNet
-     mean colour ERASE_FILL = (124, 116, 104), i.e. ~0 after normalisation.
-     The first of ERASE_ATTEMPTS=10 candidate rectangles that fits is used
-     (the original tries up to 100; the first fitting one has the same
-     distribution, and all 10 miss with probability ~1e-13 at 288x144).
-Channel augmentation runs before erasing (CAJ does the reverse) so that the
-erased rectangle always holds exactly ERASE_FILL.
+  3. CAJ's channel augmentations (`channel_augment.py`): data.random_erasing,
+     data.channel_augment (infrared images) and data.channel_exchange_view (a
+     second, channel-exchanged view of every visible image, under the batch
+     key "visible_exchanged"). CAJ applies them to normalised images, so they
+     are drawn here (as int32 rows "<view>_ops", one per image, from the image's
+     key) and applied on the device after the normalisation
+     (`channel_augment.apply_ops`, in the train step).
+Without 3., batches hold only "visible", "infrared" and their labels.
 
 Bad image files: TF's decode errors do not say which file failed, so the
 iterator catches them, re-decodes the failing step's files one by one and
@@ -40,47 +37,26 @@ train step never need it.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 from absl import logging
 
-from vireid_jax.data.images import IMAGENET_MEAN, BadImageError
+from vireid_jax.data import channel_augment
+from vireid_jax.data.images import BadImageError
 from vireid_jax.data.records import TrainSet
 from vireid_jax.data.sampler import PairedIdentitySampler
+from vireid_jax.data.tensorflow_setup import import_tf
 
-ERASE_FILL = tuple(int(v) for v in np.round(IMAGENET_MEAN))   # (124, 116, 104)
-ERASE_AREA = (0.02, 0.4)
-ERASE_MIN_ASPECT = 0.3
-ERASE_ATTEMPTS = 10
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)
-
-# Layout of the per-image uniform draws: fixed, so that switching one
-# augmentation off leaves the randomness of the others unchanged.
-_U_FLIP, _U_CROP_Y, _U_CROP_X, _U_CHANNEL, _U_CHANNEL_CHOICE, _U_ERASE = range(6)
-_U_ERASE_RECT = 6                      # 4 * ERASE_ATTEMPTS uniforms from here
-NUM_UNIFORMS = _U_ERASE_RECT + 4 * ERASE_ATTEMPTS
+# Layout of the per-image uniform draws of the TF ops (pad/crop and flip).
+_U_FLIP, _U_CROP_Y, _U_CROP_X = range(3)
+NUM_UNIFORMS = 3
 
 # Mixed into the augmentation seeds (the sampler uses its own stream).
 _AUGMENT_STREAM = 0xA06E27
 
 _HOW_TO_FIX = ("The file is empty, truncated or not an image: re-copy it from the "
                "dataset archive, or delete it and run `python -m vireid_jax.data.check`.")
-
-
-@functools.lru_cache(maxsize=None)
-def import_tf():
-  """Imports TensorFlow quietly, on the CPU only (JAX owns the accelerators)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:   # devices already initialised: they were hidden before
-    pass
-  return tf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,12 +66,19 @@ class AugmentSpec:
   flip_prob: float = 0.0
   channel_prob: float = 0.0
   erase_prob: float = 0.0
+  exchange_view: bool = False
+
+  @property
+  def device_ops(self) -> bool:
+    """Whether batches carry CAJ's per-image operations ("<view>_ops")."""
+    return self.channel_prob > 0 or self.erase_prob > 0 or self.exchange_view
 
   @classmethod
   def from_config(cls, data_cfg) -> AugmentSpec:
     spec = cls(pad=int(data_cfg.pad), flip_prob=0.5 if data_cfg.flip else 0.0,
                channel_prob=float(data_cfg.channel_augment),
-               erase_prob=float(data_cfg.random_erasing))
+               erase_prob=float(data_cfg.random_erasing),
+               exchange_view=bool(data_cfg.get("channel_exchange_view", False)))
     if spec.pad < 0:
       raise ValueError(f"data.pad={data_cfg.pad} must be >= 0 (0 disables pad-and-crop).")
     for key, value in (("data.channel_augment", spec.channel_prob),
@@ -108,8 +91,9 @@ class AugmentSpec:
 def image_keys(seed: int, step: int, num_rows: int) -> np.ndarray:
   """Stateless-RNG seeds (num_rows, 2) int64 for the rows of a GLOBAL step batch.
 
-  Row r < P*K is visible row r, row P*K + r infrared row r; a pure function of
-  (seed, step, row).
+  Row r < P*K is visible row r, row P*K + r infrared row r, row 2*P*K + r the
+  exchanged view of visible row r; a pure function of (seed, step, row) (and
+  asking for more rows leaves the first ones unchanged).
   """
   state = np.random.SeedSequence([_AUGMENT_STREAM, int(seed), int(step)]).generate_state(
       2 * num_rows, np.uint32)
@@ -167,13 +151,16 @@ def decode_png(contents):
 
 
 def decode_and_resize(contents, image_size: Sequence[int]):
-  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, 3), bilinear with antialiasing.
+  """Encoded JPEG/PNG/BMP/GIF bytes -> uint8 (H, W, 3), Lanczos-3 with antialiasing.
 
   1-channel (grayscale / infrared) files come out with 3 equal channels.
   JPEGs use the accurate integer DCT, which decodes exactly like PIL (TF's
-  default fast DCT is ~0.5 grey level darker on average), and antialiased
-  bilinear matches PIL's BILINEAR to within 1: training images then match
-  the PIL-decoded evaluation images.
+  default fast DCT is ~0.5 grey level darker on average). The resize is TF's
+  closest match to PIL's LANCZOS, which evaluation (`images.load_image`) and
+  AGW / CAJ use: on the synthetic data, mean |difference| 0.2 grey levels,
+  > 1 level for ~1e-4 of the values (PIL rounds and clips between its two
+  passes, so Lanczos overshoots at hard edges differ; `python -m benchmarks.resize_filters`);
+  images already at the target size are not resampled.
   """
   tf = import_tf()
   height, width = int(image_size[0]), int(image_size[1])
@@ -181,7 +168,7 @@ def decode_and_resize(contents, image_size: Sequence[int]):
   shape = tf.shape(image)
 
   def resize():
-    out = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
+    out = tf.image.resize(image, (height, width), method="lanczos3", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
   same = tf.logical_and(tf.equal(shape[0], height), tf.equal(shape[1], width))
@@ -190,59 +177,10 @@ def decode_and_resize(contents, image_size: Sequence[int]):
   return image
 
 
-def _channel_mix(image, choice):
-  """Replicates channel `choice` (0 R, 1 G, 2 B, 3 grayscale) into all three.
+def augment_image(image, key, spec: AugmentSpec):
+  """Pads/crops and flips one uint8 (H, W, 3) image; deterministic in `key` ((2,) int64).
 
-  Written with slices and one broadcast: TF's CPU kernels for reductions,
-  concatenations and stacks along a size-3 last axis are ~10x slower.
-  """
-  tf = import_tf()
-
-  def gray():
-    f = [tf.cast(image[..., c], tf.float32) * w for c, w in enumerate(GRAY_WEIGHTS)]
-    return tf.cast(tf.clip_by_value(tf.round(f[0] + f[1] + f[2]), 0.0, 255.0), tf.uint8)
-
-  branches = [lambda c=c: image[..., c] for c in range(3)] + [gray]
-  one = tf.switch_case(choice, branches)
-  return tf.broadcast_to(one[..., None], tf.shape(image))
-
-
-def _erase(image, u):
-  """Random erasing with the uniforms u (4 * ERASE_ATTEMPTS,).
-
-  The rectangle is assembled with slices and concatenations, several times
-  faster on CPU than a full-image masked select.
-  """
-  tf = import_tf()
-  shape = tf.shape(image)
-  h, w = shape[0], shape[1]
-  hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-  a = ERASE_ATTEMPTS
-  u_area, u_aspect, u_y, u_x = u[:a], u[a:2 * a], u[2 * a:3 * a], u[3 * a:4 * a]
-  target = (ERASE_AREA[0] + (ERASE_AREA[1] - ERASE_AREA[0]) * u_area) * hf * wf
-  aspect = ERASE_MIN_ASPECT + (1.0 / ERASE_MIN_ASPECT - ERASE_MIN_ASPECT) * u_aspect
-  eh = tf.round(tf.sqrt(target * aspect))
-  ew = tf.round(tf.sqrt(target / aspect))
-  fits = tf.logical_and(eh < hf, ew < wf)
-  first = tf.argmax(tf.cast(fits, tf.int32), output_type=tf.int32)
-  eh_i, ew_i = tf.cast(eh[first], tf.int32), tf.cast(ew[first], tf.int32)
-  y0 = tf.minimum(tf.cast(u_y[first] * tf.cast(h - eh_i + 1, tf.float32), tf.int32), h - eh_i)
-  x0 = tf.minimum(tf.cast(u_x[first] * tf.cast(w - ew_i + 1, tf.float32), tf.int32), w - ew_i)
-
-  def erase():
-    y1, x1 = y0 + eh_i, x0 + ew_i
-    block = tf.broadcast_to(tf.constant(ERASE_FILL, tf.uint8), tf.stack([eh_i, ew_i, 3]))
-    band = tf.concat([image[y0:y1, :x0], block, image[y0:y1, x1:]], axis=1)
-    return tf.concat([image[:y0], band, image[y1:]], axis=0)
-
-  return tf.cond(tf.reduce_any(fits), erase, lambda: image)
-
-
-def augment_image(image, key, visible, spec: AugmentSpec):
-  """Augments one uint8 (H, W, 3) image; deterministic in `key` ((2,) int64).
-
-  `visible` (bool scalar) gates the channel augmentation. Also the test hook:
-  spec probabilities of 1.0 force an op.
+  Also the test hook: a flip_prob of 1.0 forces the flip.
   """
   tf = import_tf()
   image = tf.convert_to_tensor(image, tf.uint8)
@@ -258,15 +196,23 @@ def augment_image(image, key, visible, spec: AugmentSpec):
   if spec.flip_prob > 0:
     image = tf.cond(u[_U_FLIP] < spec.flip_prob,
                     lambda: tf.reverse(image, axis=[1]), lambda: image)
-  if spec.channel_prob > 0:
-    choice = tf.minimum(tf.cast(u[_U_CHANNEL_CHOICE] * 4.0, tf.int32), 3)
-    apply = tf.logical_and(tf.cast(visible, tf.bool), u[_U_CHANNEL] < spec.channel_prob)
-    image = tf.cond(apply, lambda: _channel_mix(image, choice), lambda: image)
-  if spec.erase_prob > 0:
-    image = tf.cond(u[_U_ERASE] < spec.erase_prob,
-                    lambda: _erase(image, u[_U_ERASE_RECT:]), lambda: image)
   image.set_shape(static_shape)
   return image
+
+
+def step_views(sampler: PairedIdentitySampler, spec: AugmentSpec, host_id: int = 0):
+  """(view names, (global key rows, channel_augment view) per view) of this host's step rows.
+
+  Views in batch order: visible, [exchanged visible,] infrared; each holds this
+  host's n = P*K/hosts rows.
+  """
+  n, global_n = sampler.per_host, sampler.identities * sampler.instances
+  rows = np.arange(host_id * n, (host_id + 1) * n)
+  views = [("visible", rows, channel_augment.VISIBLE)]
+  if spec.exchange_view:
+    views.append(("visible_exchanged", 2 * global_n + rows, channel_augment.EXCHANGED))
+  views.append(("infrared", global_n + rows, channel_augment.INFRARED))
+  return views
 
 
 # ----------------------------------------------------------------------------
@@ -372,7 +318,9 @@ def make_train_iterator(train_set: TrainSet, data_cfg, batch_cfg, *, seed: int,
 
   Yields numpy dicts {"visible", "infrared": uint8 (n, H, W, 3),
   "visible_labels", "infrared_labels": int32 (n,)} with n = P*K/num_hosts,
-  rows grouped by identity, the same identity order in both modalities.
+  rows grouped by identity, the same identity order in both modalities; with
+  CAJ's augmentations also "visible_exchanged" (n, H, W, 3), same labels as
+  "visible", and "<view>_ops" int32 (n, 5) per view (`channel_augment`).
   Endless unless num_steps is given. num_threads sets a private tf.data
   thread pool (benchmarks); None uses TF's shared pool. Pixels come from the
   files at the records' paths, or from `train_set.images` (data.source=tfds,
@@ -392,15 +340,23 @@ def make_train_iterator(train_set: TrainSet, data_cfg, batch_cfg, *, seed: int,
   n, global_n = sampler.per_host, sampler.identities * sampler.instances
   num_visible = len(train_set.visible)
   paths = [r.path for r in train_set.visible] + [r.path for r in train_set.infrared]
-  rows = np.arange(host_id * n, (host_id + 1) * n)
-  key_rows = np.concatenate([rows, global_n + rows])
-  is_visible = np.concatenate([np.ones(n, bool), np.zeros(n, bool)])
+  views = step_views(sampler, spec, host_id)
+  names = [name for name, _, _ in views]
+  key_rows = np.concatenate([rows for _, rows, _ in views])
+  op_views = np.concatenate([np.full(n, view) for _, _, view in views])
+  total = len(views) * n                           # images per host and step
+  num_keys = 3 if spec.exchange_view else 2        # global key blocks of P*K rows
 
   def step_files(step) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     vis, ir, labels = sampler.indices(int(step))
-    files = np.concatenate([vis, num_visible + ir]).astype(np.int64)
-    keys = image_keys(seed, int(step), 2 * global_n)[key_rows]
-    return files, np.concatenate([labels, labels]), is_visible, keys
+    files = np.concatenate([vis] * (len(views) - 1) + [num_visible + ir]).astype(np.int64)
+    keys = image_keys(seed, int(step), num_keys * global_n)[key_rows]
+    if spec.device_ops:
+      ops = channel_augment.step_ops(seed, int(step), key_rows, op_views, size,
+                                     spec.erase_prob, spec.channel_prob)
+    else:
+      ops = np.zeros((total, channel_augment.NUM_FIELDS), np.int32)
+    return files, np.tile(labels, len(views)), keys, ops
 
   def step_paths(step) -> list[str]:
     return [paths[i] for i in step_files(step)[0]]
@@ -420,46 +376,52 @@ def make_train_iterator(train_set: TrainSet, data_cfg, batch_cfg, *, seed: int,
     cache = decode_files(paths, size, data_cfg.num_parallel_calls, store)
 
     def step_elements(step):
-      files, labels, visible, keys = step_files(step)
-      return cache[files], labels, visible, keys
+      files, labels, keys, ops = step_files(step)
+      return cache[files], labels, keys, ops
 
-    def load(image, label, visible, key):
-      return augment_image(image, key, visible, spec), label
-    first_type, first_shape = tf.uint8, (2 * n,) + size + (3,)
+    def load(image, label, key, ops):
+      return augment_image(image, key, spec), label, ops
+    first_type, first_shape = tf.uint8, (total,) + size + (3,)
   elif store is not None:
     encoded = store.encoded(paths)
 
     def step_elements(step):
-      files, labels, visible, keys = step_files(step)
-      return encoded[files], labels, visible, keys
+      files, labels, keys, ops = step_files(step)
+      return encoded[files], labels, keys, ops
 
-    def load(contents, label, visible, key):
-      return augment_image(decode_and_resize(contents, size), key, visible, spec), label
-    first_type, first_shape = tf.string, (2 * n,)
+    def load(contents, label, key, ops):
+      return augment_image(decode_and_resize(contents, size), key, spec), label, ops
+    first_type, first_shape = tf.string, (total,)
   else:
     path_table = tf.constant(np.array(paths, dtype=object), tf.string)
     step_elements = step_files
 
-    def load(file_index, label, visible, key):
+    def load(file_index, label, key, ops):
       image = decode_and_resize(tf.io.read_file(tf.gather(path_table, file_index)), size)
-      return augment_image(image, key, visible, spec), label
-    first_type, first_shape = tf.int64, (2 * n,)
+      return augment_image(image, key, spec), label, ops
+    first_type, first_shape = tf.int64, (total,)
 
   def draw(step):
     out = tf.numpy_function(step_elements, [step],
-                            [first_type, tf.int32, tf.bool, tf.int64], stateful=False)
-    shapes = (first_shape, (2 * n,), (2 * n,), (2 * n, 2))
+                            [first_type, tf.int32, tf.int64, tf.int32], stateful=False)
+    shapes = (first_shape, (total,), (total, 2), (total, channel_augment.NUM_FIELDS))
     return tuple(tf.ensure_shape(t, s) for t, s in zip(out, shapes))
 
-  def split(images, labels):
-    return {"visible": images[:n], "infrared": images[n:],
-            "visible_labels": labels[:n], "infrared_labels": labels[n:]}
+  def split(images, labels, ops):
+    out = {}
+    for i, name in enumerate(names):
+      rows = slice(i * n, (i + 1) * n)
+      out[name] = images[rows]
+      if spec.device_ops:
+        out[f"{name}_ops"] = ops[rows]
+    out["visible_labels"], out["infrared_labels"] = labels[:n], labels[-n:]
+    return out
 
   # Plain Python control flow only (static spec); AutoGraph would only add noise.
   plain = tf.autograph.experimental.do_not_convert
   ds = steps.map(plain(draw)).unbatch()
   ds = ds.map(plain(load), num_parallel_calls=parallel, deterministic=True)
-  ds = ds.batch(2 * n, drop_remainder=True).map(plain(split)).prefetch(tf.data.AUTOTUNE)
+  ds = ds.batch(total, drop_remainder=True).map(plain(split)).prefetch(tf.data.AUTOTUNE)
   options = tf.data.Options()
   options.deterministic = True
   if num_threads:

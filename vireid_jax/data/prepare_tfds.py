@@ -22,8 +22,8 @@ import os
 from typing import Sequence
 
 from vireid_jax.data import regdb, sysu, tfds_source
-from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, ENCODINGS,
-                                           quiet_tensorflow)
+from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, ENCODINGS)
+from vireid_jax.data.tensorflow_setup import quiet_tensorflow
 
 DATASETS = ("sysu", "regdb")
 

@@ -26,9 +26,23 @@ from vireid_jax.data.records import TrainSet
 _SAMPLER_STREAM = 0x5A3D1E
 
 
+def epoch_steps(num_visible: int, num_infrared: int, identities: int, instances: int) -> int:
+  """Steps per epoch by AGW's rule: max(#visible, #infrared) // (P*K) + 1.
+
+  AGW's (and CAJ's) `IdentitySampler` draws `int(N / (P*K)) + 1` batches per
+  epoch with N the larger modality's image count (SYSU-MM01: 22,258 visible
+  -> 696 steps at P*K = 32; RegDB: 2,060 -> 65). The learning-rate schedule
+  counts epochs, so this sets when warm-up ends and the decays happen.
+  """
+  pk = int(identities) * int(instances)
+  if pk < 1:
+    raise ValueError(f"identities * instances = {pk}: both must be >= 1.")
+  return max(int(num_visible), int(num_infrared)) // pk + 1
+
+
 def steps_per_epoch(train_set: TrainSet, identities: int, instances: int) -> int:
-  """len(visible) // (P*K), at least 1: one epoch ~ one pass over visible images."""
-  return max(1, len(train_set.visible) // (int(identities) * int(instances)))
+  """`epoch_steps` of a training set."""
+  return epoch_steps(len(train_set.visible), len(train_set.infrared), identities, instances)
 
 
 def _label_arrays(source) -> tuple[np.ndarray, np.ndarray, int]:

@@ -16,11 +16,11 @@ import os
 
 import ml_collections
 
-from vireid_jax.data import pipeline
 from vireid_jax.data.image_store import EncodedImages
 from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet
 from vireid_jax.data.regdb import RegdbTestSet
 from vireid_jax.data.sysu import SysuTestSet
+from vireid_jax.data.tensorflow_setup import import_tf
 from vireid_jax.data.tfds_builders import ENCODINGS, VERSION, config_name
 from vireid_jax.errors import DataError
 
@@ -31,7 +31,7 @@ TEST_SPLITS = {"sysu": ("query", "gallery"), "regdb": ("test_visible", "test_the
 @functools.lru_cache(maxsize=None)
 def import_tfds():
   """TensorFlow Datasets, with TensorFlow quiet and on the CPU."""
-  pipeline.import_tf()   # quiet, CPU-only TensorFlow first
+  import_tf()   # quiet, CPU-only TensorFlow first
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tfds.disable_progress_bar()
   return tfds

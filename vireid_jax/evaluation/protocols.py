@@ -31,12 +31,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import scipy.io
 
+from vireid_jax.data import sysu
 from vireid_jax.data.records import INFRARED, VISIBLE
 from vireid_jax.evaluation import metrics
-from vireid_jax.evaluation.metrics import METRIC_KEYS
 from vireid_jax.evaluation import rerank as rerank_lib
+from vireid_jax.evaluation.metrics import METRIC_KEYS
 
-MODE_CAMERAS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
+MODE_CAMERAS = {"all": sysu.RGB_CAMERAS, "indoor": sysu.INDOOR_CAMERAS}
 SHOT_SIZES = {"single": 1, "multi": 10}
 RAND_PERM_KEY = "rand_perm_cam"
 

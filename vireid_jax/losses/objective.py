@@ -16,20 +16,25 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 
+from vireid_jax.data.records import INFRARED, MODALITY_NAMES, VISIBLE
 from vireid_jax.losses import classification, distribution, triplet
 
-MODALITIES = ("visible", "infrared")
+MODALITIES = (MODALITY_NAMES[VISIBLE], MODALITY_NAMES[INFRARED])   # batch row order
 
 
 def triplet_fn(loss_cfg: Mapping[str, Any]) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """The configured triplet loss: "wrt" (AGW weighted regularised) or "hard" (margin)."""
+  """The configured triplet loss: "wrt" (AGW), "hard" (batch-hard, margin) or "adp" (CAJ)."""
   kind = str(loss_cfg["triplet"])
   if kind == "wrt":
     return triplet.weighted_regularized_triplet
   if kind == "hard":
     margin = float(loss_cfg["margin"])
     return lambda f, y: triplet.batch_hard_triplet(f, y, margin=margin)
-  raise ValueError(f"loss.triplet={kind!r}: use wrt or hard.")
+  if kind == "adp":
+    alpha, gamma = float(loss_cfg["adp_alpha"]), float(loss_cfg["adp_gamma"])
+    square = bool(loss_cfg["adp_square"])
+    return lambda f, y: triplet.adaptive_triplet(f, y, alpha, gamma, square)
+  raise ValueError(f"loss.triplet={kind!r}: use wrt, hard or adp.")
 
 
 def total_loss(outputs: Mapping[str, Any], labels: jax.Array, loss_cfg: Mapping[str, Any],

@@ -1,4 +1,4 @@
-"""Triplet losses of the AGW code base, over a batch with identity labels.
+"""Triplet losses of the AGW and CAJ code bases, over a batch with identity labels.
 
 Both use AGW's Euclidean distance `sqrt(clip(|a|^2 + |b|^2 - 2 a.b, 1e-12))`
 in float32 (the Gram matrix at HIGHEST precision, so TF32 matmuls on GPUs do
@@ -71,20 +71,48 @@ def softmax_weights(dist: jax.Array, mask: jax.Array) -> jax.Array:
   return e / (jnp.sum(e, axis=1, keepdims=True) + 1e-6)
 
 
-def weighted_regularized_triplet(feats: jax.Array, labels: jax.Array,
-                                 mask: jax.Array | None = None) -> jax.Array:
-  """AGW's `TripletLoss_WRT`: softplus(fp - cn), averaged over anchors.
+def _soft_extremes(feats: jax.Array, labels: jax.Array, mask: jax.Array | None,
+                   alpha: float = 1.0) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(softly furthest positive, softly closest negative, anchors) per row, as AGW / CAJ.
 
-  fp = sum_p softmax(d_ap)_p d_ap (softly the furthest positive) and
-  cn = sum_n softmax(-d_an)_n d_an (softly the closest negative); no margin.
+  fp = sum_p softmax(alpha d_ap)_p d_ap and cn = sum_n softmax(-alpha d_an)_n d_an
+  over each anchor's positives / negatives (the weights are not detached).
   """
   d = pairwise_distance(feats)
   pos, neg, anchors = _masks(labels, mask)
   posf, negf = pos.astype(jnp.float32), neg.astype(jnp.float32)
   dist_ap, dist_an = d * posf, d * negf
-  w_ap = softmax_weights(dist_ap, posf)
-  w_an = softmax_weights(-dist_an, negf)
-  furthest_positive = jnp.sum(dist_ap * w_ap, axis=1)
-  closest_negative = jnp.sum(dist_an * w_an, axis=1)
+  w_ap = softmax_weights(dist_ap * alpha, posf)
+  w_an = softmax_weights(-dist_an * alpha, negf)
+  return jnp.sum(dist_ap * w_ap, axis=1), jnp.sum(dist_an * w_an, axis=1), anchors
+
+
+def weighted_regularized_triplet(feats: jax.Array, labels: jax.Array,
+                                 mask: jax.Array | None = None) -> jax.Array:
+  """AGW's `TripletLoss_WRT`: softplus(fp - cn), averaged over anchors (`_soft_extremes`); no margin."""
+  furthest_positive, closest_negative, anchors = _soft_extremes(feats, labels, mask)
   # SoftMarginLoss(x, y=1) = log(1 + exp(-x)) = softplus(-x).
   return _mean_over(jax.nn.softplus(furthest_positive - closest_negative), anchors)
+
+
+# CAJ clamps the squared difference here (exp(88) is near float32's largest value).
+ADP_CLAMP = 88.0
+
+
+def adaptive_triplet(feats: jax.Array, labels: jax.Array, alpha: float = 1.0,
+                     gamma: float = 1.0, square: bool = True,
+                     mask: jax.Array | None = None) -> jax.Array:
+  """CAJ's `TripletLoss_ADP` (ICCV21_CAJ/loss.py), averaged over anchors.
+
+  With fp, cn from `_soft_extremes(alpha)`: `square` (CAJ's --square 1):
+  softplus(s * min(gamma (fp - cn)^2, 88)) with s = +1 where fp > cn (a
+  violated triplet) and -1 otherwise, the sign a constant (SoftMarginLoss
+  with target -s); else softplus(gamma (fp - cn)). alpha = gamma = 1 and
+  square=False is WRT.
+  """
+  fp, cn, anchors = _soft_extremes(feats, labels, mask, alpha)
+  if not square:
+    return _mean_over(jax.nn.softplus(gamma * (fp - cn)), anchors)
+  diff = jnp.minimum(gamma * jnp.square(fp - cn), ADP_CLAMP)
+  sign = jax.lax.stop_gradient(jnp.where(fp > cn, 1.0, -1.0))
+  return _mean_over(jax.nn.softplus(sign * diff), anchors)

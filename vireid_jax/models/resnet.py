@@ -13,7 +13,10 @@ which pads asymmetrically at stride 2), the stride of a bottleneck on its
 3x3 conv (v1.5), downsample = 1x1 conv (stride s) + BN, BN eps 1e-5 and
 momentum 0.1 (flax 0.9), He-normal fan-out conv init, no conv biases.
 `last_stride=1` (the ReID convention) sets layer4's stride to 1.
-`bn_groups` is passed to every BatchNorm (`layers.BatchNorm.groups`).
+`bn_groups` and `fused_bn` are passed to every BatchNorm (`layers.BatchNorm.groups`,
+`.fused`); each BatchNorm applies its block's ReLU and residual add itself.
+`make_stage(..., non_local=True)` inserts AGW's non-local blocks
+(`non_local.py`) after the blocks `non_local_blocks` lists.
 
 Parameter names (torchvision key -> ours; `batch_stats` hold mean/var):
   conv1.weight                     stem/conv1/kernel        (OIHW -> HWIO)
@@ -35,6 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from vireid_jax.models.layers import BatchNorm, max_pool
+from vireid_jax.models.non_local import NonLocal
 
 Dtype = Any
 
@@ -51,8 +55,9 @@ def _conv(features: int, kernel: int, stride: int, dtype: Dtype, name: str) -> n
                  param_dtype=jnp.float32, kernel_init=conv_init, name=name)
 
 
-def _bn(dtype: Dtype, name: str, zero: bool = False, groups: int = 1) -> BatchNorm:
-  return BatchNorm(dtype=dtype, name=name, groups=groups,
+def _bn(dtype: Dtype, name: str, zero: bool = False, groups: int = 1,
+        fused: str = "") -> BatchNorm:
+  return BatchNorm(dtype=dtype, name=name, groups=groups, fused=fused,
                    scale_init=nn.initializers.zeros if zero else nn.initializers.ones)
 
 
@@ -63,16 +68,18 @@ class BasicBlock(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_residual: bool = False
   bn_groups: int = 1
+  fused_bn: str = ""
   expansion = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    ura, g = not train, self.bn_groups
+    ura, g, f = not train, self.bn_groups, self.fused_bn
     y = _conv(self.features, 3, self.stride, self.dtype, "conv1")(x)
-    y = nn.relu(_bn(self.dtype, "bn1", groups=g)(y, use_running_average=ura))
+    y = _bn(self.dtype, "bn1", groups=g, fused=f)(y, use_running_average=ura, relu=True)
     y = _conv(self.features, 3, 1, self.dtype, "conv2")(y)
-    y = _bn(self.dtype, "bn2", self.zero_init_residual, g)(y, use_running_average=ura)
-    return nn.relu(y + _shortcut(self, x, self.features, ura))
+    shortcut = _shortcut(self, x, self.features, ura)
+    return _bn(self.dtype, "bn2", self.zero_init_residual, g, f)(
+        y, use_running_average=ura, residual=shortcut, relu=True)
 
 
 class Bottleneck(nn.Module):
@@ -82,19 +89,21 @@ class Bottleneck(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_residual: bool = False
   bn_groups: int = 1
+  fused_bn: str = ""
   expansion = 4
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    ura, g = not train, self.bn_groups
+    ura, g, f = not train, self.bn_groups, self.fused_bn
     out = self.features * self.expansion
     y = _conv(self.features, 1, 1, self.dtype, "conv1")(x)
-    y = nn.relu(_bn(self.dtype, "bn1", groups=g)(y, use_running_average=ura))
+    y = _bn(self.dtype, "bn1", groups=g, fused=f)(y, use_running_average=ura, relu=True)
     y = _conv(self.features, 3, self.stride, self.dtype, "conv2")(y)
-    y = nn.relu(_bn(self.dtype, "bn2", groups=g)(y, use_running_average=ura))
+    y = _bn(self.dtype, "bn2", groups=g, fused=f)(y, use_running_average=ura, relu=True)
     y = _conv(out, 1, 1, self.dtype, "conv3")(y)
-    y = _bn(self.dtype, "bn3", self.zero_init_residual, g)(y, use_running_average=ura)
-    return nn.relu(y + _shortcut(self, x, out, ura))
+    shortcut = _shortcut(self, x, out, ura)
+    return _bn(self.dtype, "bn3", self.zero_init_residual, g, f)(
+        y, use_running_average=ura, residual=shortcut, relu=True)
 
 
 def _shortcut(block: nn.Module, x: jax.Array, out: int, ura: bool) -> jax.Array:
@@ -102,24 +111,31 @@ def _shortcut(block: nn.Module, x: jax.Array, out: int, ura: bool) -> jax.Array:
   if block.stride == 1 and x.shape[-1] == out:
     return x
   s = _conv(out, 1, block.stride, block.dtype, "downsample_conv")(x)
-  return _bn(block.dtype, "downsample_bn", groups=block.bn_groups)(s, use_running_average=ura)
+  return _bn(block.dtype, "downsample_bn", groups=block.bn_groups, fused=block.fused_bn)(
+      s, use_running_average=ura)
 
 
 class ResNetStem(nn.Module):
   """conv 7x7/2 (pad 3) -> BN -> ReLU -> max-pool 3x3/2 (pad 1): (N,H,W,3) -> (N,H/4,W/4,64)."""
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     x = _conv(64, 7, 2, self.dtype, "conv1")(x.astype(self.dtype))
-    x = nn.relu(_bn(self.dtype, "bn1", groups=self.bn_groups)(x, use_running_average=not train))
+    x = _bn(self.dtype, "bn1", groups=self.bn_groups, fused=self.fused_bn)(
+        x, use_running_average=not train, relu=True)
     # -inf padding, like torch's MaxPool2d(3, 2, padding=1).
     return max_pool(x, 3, 2, 1)
 
 
 class ResNetStage(nn.Module):
-  """One torchvision `layerL`: `num_blocks` blocks, the first with `stride` (+ downsample)."""
+  """One torchvision `layerL`: `num_blocks` blocks, the first with `stride` (+ downsample).
+
+  `non_local` lists the blocks after which an AGW non-local block runs
+  (`non_local.NonLocal`, named `nonlocal{i}` beside `block{i}`).
+  """
   block_cls: type
   num_blocks: int
   features: int
@@ -127,12 +143,19 @@ class ResNetStage(nn.Module):
   dtype: Dtype = jnp.float32
   zero_init_residual: bool = False
   bn_groups: int = 1
+  fused_bn: str = ""
+  non_local: tuple[int, ...] = ()
+  non_local_width: str = "reference"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for i in range(self.num_blocks):
       x = self.block_cls(self.features, self.stride if i == 0 else 1, self.dtype,
-                         self.zero_init_residual, self.bn_groups, name=f"block{i}")(x, train)
+                         self.zero_init_residual, self.bn_groups, self.fused_bn,
+                         name=f"block{i}")(x, train)
+      if i in self.non_local:
+        x = NonLocal(self.non_local_width, self.dtype, self.bn_groups, name=f"nonlocal{i}")(
+            x, train)
     return x
 
 
@@ -158,17 +181,34 @@ def out_channels(depth: int) -> int:
   return STAGE_WIDTHS[-1] * block.expansion
 
 
+# Non-local blocks per stage in AGW's cross-modality baseline (`non_layers=[0, 2, 3, 0]`):
+# after the last 2 blocks of layer2 and the last 3 of layer3 (ResNet-50: 2-3 and 3-5, 0-based).
+NON_LOCAL_PER_STAGE = (0, 2, 3, 0)
+
+
+def non_local_blocks(depth: int, layer: int) -> tuple[int, ...]:
+  """Blocks of `layer{layer}` followed by a non-local block in the AGW layout."""
+  _, sizes = stage_spec(depth)
+  n, k = sizes[layer - 1], NON_LOCAL_PER_STAGE[layer - 1]
+  return tuple(range(max(0, n - k), n))
+
+
 def make_stage(depth: int, layer: int, stride: int | None = None, dtype: Dtype = jnp.float32,
                name: str | None = None, zero_init_residual: bool = False,
-               bn_groups: int = 1) -> ResNetStage:
-  """torchvision's `layer{layer}` (1..4) of a ResNet of `depth`; stride 1 for layer1, else 2."""
+               bn_groups: int = 1, fused_bn: str = "", non_local: bool = False,
+               non_local_width: str = "reference") -> ResNetStage:
+  """torchvision's `layer{layer}` (1..4) of a ResNet of `depth`; stride 1 for layer1, else 2.
+
+  `non_local` adds AGW's non-local blocks where `non_local_blocks` puts them.
+  """
   if layer not in (1, 2, 3, 4):
     raise ValueError(f"ResNet layer {layer} does not exist; use 1..4.")
   block, sizes = stage_spec(depth)
   if stride is None:
     stride = 1 if layer == 1 else 2
+  after = non_local_blocks(depth, layer) if non_local else ()
   return ResNetStage(block, sizes[layer - 1], STAGE_WIDTHS[layer - 1], stride, dtype,
-                     zero_init_residual, bn_groups, name=name)
+                     zero_init_residual, bn_groups, fused_bn, after, non_local_width, name=name)
 
 
 class ResNet(nn.Module):

@@ -12,8 +12,13 @@ two-stream baseline:
                                                                     layer4 rows of m
                                                           -> GeM -> BNNeck -> classifier
 
+With `non_local`, AGW's non-local blocks run inside the trunk after layer2
+blocks 2-3 and layer3 blocks 3-5 (ResNet-50; `resnet.non_local_blocks`),
+seen by both modalities, as in AGW's `embed_net(no_local='on')`.
+
 Parameter tree (top level): `stem_visible`, `stem_infrared` (or one `stem`
-when not `two_stream`), `trunk/{layer1,layer2,layer3}`, `shared/{layer4,
+when not `two_stream`), `trunk/{layer1,layer2,layer3}` (non-local blocks as
+`trunk/layerL/nonlocal{i}`), `shared/{layer4,
 gem, bnneck, classifier}`, `branch_visible/{layer4 | conv, bn; gem, bnneck,
 classifier}` and `branch_infrared/...`. ResNet parts use `resnet.py`'s names,
 so one converted torchvision ResNet fills every copy (`load_pretrained`).
@@ -33,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vireid_jax.data.records import INFRARED, MODALITY_NAMES, VISIBLE
+from vireid_jax.models import non_local as non_local_lib
 from vireid_jax.models import resnet
 from vireid_jax.models.layers import BatchNorm, BNNeck, GeM, classifier, l2_normalize
 
@@ -41,21 +48,25 @@ Dtype = Any
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 BRANCHES = ("layer4", "head")
 RETRIEVAL_FEATURES = ("shared", "concat")
-MODALITY_NAMES = ("visible", "infrared")   # index = data.records.VISIBLE / INFRARED
 PRETRAINED_TOP = ("stem", "stem_visible", "stem_infrared", "trunk")
 
 
 class Trunk(nn.Module):
-  """torchvision layer1-3, shared by both modalities."""
+  """torchvision layer1-3, shared by both modalities; AGW's non-local blocks with `non_local`."""
   depth: int = 50
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
+  non_local: bool = False
+  non_local_width: str = "reference"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     for layer in (1, 2, 3):
       x = resnet.make_stage(self.depth, layer, None, self.dtype, f"layer{layer}",
-                            bn_groups=self.bn_groups)(x, train)
+                            bn_groups=self.bn_groups, fused_bn=self.fused_bn,
+                            non_local=self.non_local,
+                            non_local_width=self.non_local_width)(x, train)
     return x
 
 
@@ -74,12 +85,13 @@ class Head(nn.Module):
   gem_learnable: bool = False
   dtype: Dtype = jnp.float32
   bn_groups: int = 1
+  fused_bn: str = ""
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, logits: bool = True):
     if self.kind == "layer4":
       fmap = resnet.make_stage(self.depth, 4, self.last_stride, self.dtype, "layer4",
-                               bn_groups=self.bn_groups)(x, train)
+                               bn_groups=self.bn_groups, fused_bn=self.fused_bn)(x, train)
     else:
       y = nn.Conv(self.head_dim, (1, 1), use_bias=False, dtype=self.dtype,
                   param_dtype=jnp.float32, kernel_init=resnet.conv_init, name="conv")(x)
@@ -145,6 +157,9 @@ class ViReIDNet(nn.Module):
   retrieval_feature: str = "shared"
   batch_shards: int = 1
   sync_batchnorm: bool = True
+  fused_bn: str = ""
+  non_local: bool = False
+  non_local_width: str = "reference"
 
   @classmethod
   def from_config(cls, model_cfg: Mapping[str, Any], num_classes: int,
@@ -161,7 +176,10 @@ class ViReIDNet(nn.Module):
                branch_head_dim=int(model_cfg["branch_head_dim"]),
                retrieval_feature=str(model_cfg["retrieval_feature"]),
                batch_shards=int(batch_shards),
-               sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)))
+               sync_batchnorm=bool(model_cfg.get("sync_batchnorm", True)),
+               fused_bn=str(model_cfg.get("fused_bn", "")),
+               non_local=bool(model_cfg.get("non_local", False)),
+               non_local_width=str(model_cfg.get("non_local_width", "reference")))
 
   def setup(self):
     resnet.stage_spec(self.depth)   # fails clearly on an unknown depth
@@ -173,16 +191,19 @@ class ViReIDNet(nn.Module):
     if self.retrieval_feature == "concat" and not self.intra_branches:
       raise ValueError("model.retrieval_feature=concat needs model.intra_branches=True.")
     groups = 1 if self.sync_batchnorm else max(1, self.batch_shards)
+    fused = self.fused_bn
     if self.two_stream:
-      self.stem_visible = resnet.ResNetStem(self.dtype, groups)
-      self.stem_infrared = resnet.ResNetStem(self.dtype, groups)
+      self.stem_visible = resnet.ResNetStem(self.dtype, groups, fused)
+      self.stem_infrared = resnet.ResNetStem(self.dtype, groups, fused)
     else:
-      self.stem = resnet.ResNetStem(self.dtype, groups)
-    self.trunk = Trunk(self.depth, self.dtype, groups)
+      self.stem = resnet.ResNetStem(self.dtype, groups, fused)
+    non_local_lib.inner_width(64, self.non_local_width)   # fails clearly on an unknown width
+    self.trunk = Trunk(self.depth, self.dtype, groups, fused, self.non_local,
+                       self.non_local_width)
     head = functools.partial(Head, self.num_classes, depth=self.depth,
                              last_stride=self.last_stride, head_dim=self.branch_head_dim,
                              gem_p=self.gem_p, gem_learnable=self.gem_learnable, dtype=self.dtype,
-                             bn_groups=groups)
+                             bn_groups=groups, fused_bn=fused)
     self.shared = head(kind="layer4")
     if self.intra_branches:
       self.branch_visible = head(kind=self.branch)
@@ -191,10 +212,10 @@ class ViReIDNet(nn.Module):
   def _stem(self, images: jax.Array, modality: int, train: bool) -> jax.Array:
     if not self.two_stream:
       return self.stem(images, train)
-    return (self.stem_visible if modality == 0 else self.stem_infrared)(images, train)
+    return (self.stem_visible if modality == VISIBLE else self.stem_infrared)(images, train)
 
   def _branch(self, modality: int) -> Head:
-    return self.branch_visible if modality == 0 else self.branch_infrared
+    return self.branch_visible if modality == VISIBLE else self.branch_infrared
 
   def __call__(self, visible: jax.Array, infrared: jax.Array, train: bool) -> dict:
     n, m = visible.shape[0], infrared.shape[0]
@@ -203,9 +224,10 @@ class ViReIDNet(nn.Module):
                        f"{visible.shape} and infrared {infrared.shape}.")
     shards = self.batch_shards
     if self.two_stream:
-      x = merge_modalities(self._stem(visible, 0, train), self._stem(infrared, 1, train), shards)
+      x = merge_modalities(self._stem(visible, VISIBLE, train),
+                           self._stem(infrared, INFRARED, train), shards)
     else:
-      x = self._stem(merge_modalities(visible, infrared, shards), 0, train)
+      x = self._stem(merge_modalities(visible, infrared, shards), VISIBLE, train)
     x = self.trunk(x, train)
     fmap, shared = self.shared(x, train)
     # Back to visible-first rows for the losses (small pooled features only).
@@ -214,8 +236,8 @@ class ViReIDNet(nn.Module):
     if self.intra_branches:
       src_visible, src_infrared = split_modalities(
           x if self.branch == "layer4" else fmap, n, m, shards)
-      _, out["visible"] = self.branch_visible(src_visible, train)
-      _, out["infrared"] = self.branch_infrared(src_infrared, train)
+      _, out[MODALITY_NAMES[VISIBLE]] = self.branch_visible(src_visible, train)
+      _, out[MODALITY_NAMES[INFRARED]] = self.branch_infrared(src_infrared, train)
     return out
 
   def embed(self, images: jax.Array, modality: int, train: bool = False) -> jax.Array:
@@ -225,8 +247,8 @@ class ViReIDNet(nn.Module):
     with the L2-normalised BN feature of the modality's branch. Only that
     modality's stem is used.
     """
-    if modality not in (0, 1):
-      raise ValueError(f"modality={modality!r}: use 0 (visible) or 1 (infrared).")
+    if modality not in MODALITY_NAMES:
+      raise ValueError(f"modality={modality!r}: use {VISIBLE} (visible) or {INFRARED} (infrared).")
     x = self.trunk(self._stem(images, modality, train), train)
     fmap, shared = self.shared(x, train, logits=False)
     feat = l2_normalize(shared["bn"])
@@ -286,12 +308,18 @@ def _tree_depth(converted: Mapping) -> int | None:
   return None
 
 
+def _resnet_part(tree: Mapping) -> dict:
+  """A stage's variables without its non-local blocks (which no ImageNet ResNet has)."""
+  return {k: v for k, v in tree.items() if not str(k).startswith("nonlocal")}
+
+
 def load_pretrained(variables: Mapping, converted: Mapping, model: ViReIDNet) -> dict:
   """Copies one converted torchvision ResNet into every ResNet copy of `model`.
 
   Both stems (or the one stem), trunk layer1-3, the shared layer4 and the
   branch layer4 copies get the same ImageNet weights and BN statistics;
-  heads and light branches keep their initialisation. Returns a new tree.
+  heads, light branches and non-local blocks keep their initialisation.
+  Returns a new tree.
   """
   depth = _tree_depth(converted)
   if depth != model.depth:
@@ -303,7 +331,8 @@ def load_pretrained(variables: Mapping, converted: Mapping, model: ViReIDNet) ->
     for dst, src in resnet_copies(model):
       source = _get(converted[coll], src, "The converted ResNet")
       target = _get(out[coll], dst, "The model's variables")
-      s_struct, t_struct = jax.tree.structure(source), jax.tree.structure(target)
+      own = _resnet_part(target)
+      s_struct, t_struct = jax.tree.structure(source), jax.tree.structure(own)
       if s_struct != t_struct:
         raise ValueError(f"{coll}/{'/'.join(dst)}: the converted ResNet's {'/'.join(src)} has "
                          f"another structure ({s_struct} vs {t_struct}).")
@@ -314,14 +343,19 @@ def load_pretrained(variables: Mapping, converted: Mapping, model: ViReIDNet) ->
                            f"weights != {np.shape(t)} in the model.")
         return np.asarray(s, dtype=getattr(t, "dtype", np.float32))
 
-      new = jax.tree.map(copy, source, target)
+      new = dict(jax.tree.map(copy, source, own))
+      new.update({k: v for k, v in target.items() if k not in own})
       parent = _get(out[coll], dst[:-1], "The model's variables")
       parent[dst[-1]] = new
   return out
 
 
 def param_groups(params) -> Any:
-  """Pytree of "pretrained" (stems, trunk, every layer4) | "new" (heads, BNNecks, GeM p)."""
+  """Pytree of "pretrained" (stems, trunk, every layer4) | "new" (heads, BNNecks, GeM p).
+
+  "pretrained" is AGW's base group (0.1 x its learning rate): everything but the
+  BNNecks and classifiers, the trunk's non-local blocks included.
+  """
 
   def label(path, _):
     names = [getattr(k, "key", getattr(k, "name", str(k))) for k in path]

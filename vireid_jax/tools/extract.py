@@ -24,12 +24,12 @@ from PIL import Image, UnidentifiedImageError
 
 from vireid_jax import fileio
 from vireid_jax.data import images as images_lib
-from vireid_jax.data.records import INFRARED, VISIBLE
+from vireid_jax.data.records import MODALITY_NAMES
 from vireid_jax.tools import cli
 from vireid_jax.tools import workdir as workdir_lib
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-MODALITIES = {"visible": VISIBLE, "infrared": INFRARED}
+MODALITIES = {name: modality for modality, name in MODALITY_NAMES.items()}
 
 
 def find_images(folder: str) -> list[str]:

@@ -120,16 +120,6 @@ def to_global_batch(local_batch: dict, mesh: Mesh) -> dict:
           for k, v in local_batch.items()}
 
 
-def check_divisible(per_modality_batch: int, what: str = "batch") -> None:
-  n = jax.device_count()
-  if per_modality_batch % n:
-    raise ValueError(
-        f"The per-modality {what} ({per_modality_batch} images = "
-        f"batch.identities x batch.instances) is not divisible by the "
-        f"{n} devices. Change batch.identities or batch.instances so that "
-        f"P*K is a multiple of {n}.")
-
-
 SAME_WORKDIR = ("Every host must see the same --workdir: put it on storage that all of them "
                 "share (a network file system or a gs:// bucket), and start every host with "
                 "the same command.")

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 import jax
 import numpy as np
 
-from vireid_jax.data import fake
+from vireid_jax.data import fake, sampler
 from vireid_jax.data.records import TrainSet
 from vireid_jax.models import pretrained, vireid
 from vireid_jax.training import checkpointing, optimizer, parallel
@@ -62,8 +62,8 @@ def steps_per_epoch(config, train_set: TrainSet | None) -> int:
     return int(config.steps_per_epoch)
   if train_set is None:
     raise ValueError("steps_per_epoch must be set (> 0) without a training set (data.name=fake).")
-  pk = int(config.batch.identities) * int(config.batch.instances)
-  return max(1, len(train_set.visible) // pk)
+  return sampler.steps_per_epoch(train_set, int(config.batch.identities),
+                                 int(config.batch.instances))
 
 
 def initial_train_state(config, variables, tx, mesh) -> train_step_lib.TrainState:

@@ -12,6 +12,10 @@ loss scaling, as PyTorch's GradScaler: the loss is multiplied by
 it; a step whose scaled gradients overflow is skipped and halves the scale (an
 expected event, not a fault), and every `LOSS_SCALE_GROWTH_INTERVAL` good steps
 double it. bfloat16 and float32 keep the scale at 1 and never touch it.
+We keep this small rule rather than flax's `DynamicScale`: the step already
+tests every loss term, the gradients and the update for NaN/Inf once (to name
+the term that failed), and the loss-scale rule reuses that one test, where
+`DynamicScale` would wrap the gradient computation and test the gradients again.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import ml_collections
 import numpy as np
 import optax
 
+from vireid_jax.data import channel_augment
 from vireid_jax.data.images import IMAGENET_MEAN, IMAGENET_STD
 from vireid_jax.losses import objective
+from vireid_jax.models import vireid
 
 # Loss terms in a fixed order: bit i of `TrainState.first_nonfinite_terms` is term i;
 # bit GRADIENTS_BIT marks non-finite gradients, UPDATE_BIT finite gradients whose
@@ -95,6 +101,30 @@ def normalize_images(images: jax.Array, dtype) -> jax.Array:
   return images.astype(dtype)
 
 
+def model_inputs(batch, compute_dtype, shards: int = 1):
+  """(visible, infrared, labels) for the model from a batch of the input pipeline.
+
+  Normalises the images; applies CAJ's per-image operations ("<view>_ops",
+  `channel_augment.apply_ops`) to the normalised images; with CAJ's
+  channel-exchanged view, its rows join the visible ones shard by shard
+  (`vireid.merge_modalities`: no row crosses devices), labels likewise.
+  Labels: the visible rows' then the infrared rows'.
+  """
+  def view(name):
+    ops = batch.get(f"{name}_ops")
+    if ops is None:
+      return normalize_images(batch[name], compute_dtype)
+    x = channel_augment.apply_ops(normalize_images(batch[name], jnp.float32), ops)
+    return x.astype(compute_dtype)
+
+  visible, infrared = view("visible"), view("infrared")
+  visible_labels = batch["visible_labels"]
+  if "visible_exchanged" in batch:
+    visible = vireid.merge_modalities(visible, view("visible_exchanged"), shards)
+    visible_labels = vireid.merge_modalities(visible_labels, visible_labels, shards)
+  return visible, infrared, jnp.concatenate([visible_labels, batch["infrared_labels"]])
+
+
 def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
@@ -128,7 +158,8 @@ def make_train_step(model, tx: optax.GradientTransformation,
 
   `batch` holds "visible", "infrared" (uint8 or float NHWC) and
   "visible_labels", "infrared_labels" (int32); rows of one identity are
-  contiguous and both modalities list identities in the same order.
+  contiguous and both modalities list identities in the same order. CAJ's
+  augmentations add "visible_exchanged" and "<view>_ops" (`model_inputs`).
 
   `loss_sharding` (data-parallel runs: replicated over the mesh) is where the
   pooled features, logits and labels go before the losses. The triplet and
@@ -141,9 +172,8 @@ def make_train_step(model, tx: optax.GradientTransformation,
   loss_scaling = uses_loss_scaling(compute_dtype)
 
   def train_step(state: TrainState, batch) -> tuple[TrainState, dict]:
-    visible = normalize_images(batch["visible"], compute_dtype)
-    infrared = normalize_images(batch["infrared"], compute_dtype)
-    labels = jnp.concatenate([batch["visible_labels"], batch["infrared_labels"]])
+    visible, infrared, labels = model_inputs(batch, compute_dtype,
+                                             getattr(model, "batch_shards", 1))
     if loss_sharding is not None:
       labels = jax.lax.with_sharding_constraint(labels, loss_sharding)
 

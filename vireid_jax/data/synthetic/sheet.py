@@ -6,7 +6,7 @@ import os
 
 from PIL import Image, ImageDraw
 
-from vireid_jax.data.synthetic.sysu_layout import SYSU_RGB_CAMERAS
+from vireid_jax.data.sysu import RGB_CAMERAS
 
 
 def _sheet_cells(root: str, layout: str, rows: int):
@@ -28,7 +28,7 @@ def _sheet_cells(root: str, layout: str, rows: int):
 
     pids = sorted(train + test, key=lambda p: (-score(p), p))[:rows]
     for pid in sorted(pids):
-      out.append((f"id {pid}", [(f"cam{c}" + (" RGB" if c in SYSU_RGB_CAMERAS else " IR"),
+      out.append((f"id {pid}", [(f"cam{c}" + (" RGB" if c in RGB_CAMERAS else " IR"),
                                  path(pid, c, k)) for c, k in cols]))
   else:
     pids = sorted(int(d) for d in os.listdir(os.path.join(root, "Visible")))[:rows]

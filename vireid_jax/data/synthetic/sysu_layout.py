@@ -7,14 +7,12 @@ import os
 import numpy as np
 from PIL import Image
 
+from vireid_jax.data.sysu import IR_CAMERAS, RGB_CAMERAS
 from vireid_jax.data.synthetic.cameras import SYSU_CAMERAS, to_infrared, to_visible
 from vireid_jax.data.synthetic.identity import sample_person
 from vireid_jax.data.synthetic.scenes import make_scene
 from vireid_jax.data.synthetic.shot import render_scene, sample_nuisance
 
-SYSU_RGB_CAMERAS = (1, 2, 4, 5)
-SYSU_IR_CAMERAS = (3, 6)
-SYSU_INDOOR_CAMERAS = (1, 2)
 
 
 def plan(num_ids: int, seed: int, lo: int, hi: int):
@@ -40,10 +38,10 @@ def plan(num_ids: int, seed: int, lo: int, hi: int):
         present[int(prng.choice([4, 5]))] = True
     elif pid in test and not (present[1] or present[2]):
       present[int(prng.choice([1, 2]))] = True
-    if not any(present[c] for c in SYSU_RGB_CAMERAS):
-      present[int(prng.choice(SYSU_RGB_CAMERAS))] = True
-    if not any(present[c] for c in SYSU_IR_CAMERAS):
-      present[int(prng.choice(SYSU_IR_CAMERAS))] = True
+    if not any(present[c] for c in RGB_CAMERAS):
+      present[int(prng.choice(RGB_CAMERAS))] = True
+    if not any(present[c] for c in IR_CAMERAS):
+      present[int(prng.choice(IR_CAMERAS))] = True
     for cam in range(1, 7):
       if present[cam]:
         counts[(pid, cam)] = int(prng.integers(lo, hi + 1))

@@ -54,12 +54,6 @@ def config_name(image_size: Sequence[int], encoding: str = DEFAULT_ENCODING,
   return name if trial is None else f"trial{int(trial)}_{name}"
 
 
-def quiet_tensorflow() -> None:
-  """Silences TF's C++ logging; must run before TensorFlow is first imported."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-
 def relative(root: str, path: str) -> str:
   """The path as written relative to ROOT (the example's file_name feature)."""
   return os.path.relpath(path, root).replace(os.sep, "/")

@@ -13,9 +13,9 @@ import os
 
 from vireid_jax.data import regdb
 from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, VERSION,
-                                           config_name,
-                                           describe_download, examples,
-                                           quiet_tensorflow, record_features, relative)
+                                           config_name, describe_download, examples,
+                                           record_features, relative)
+from vireid_jax.data.tensorflow_setup import quiet_tensorflow
 
 quiet_tensorflow()
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top

@@ -17,8 +17,8 @@ from vireid_jax.data import sysu
 from vireid_jax.data.records import VISIBLE, ImageRecord
 from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, VERSION,
                                            config_name,
-                                           describe_download, examples,
-                                           quiet_tensorflow, record_features)
+                                           describe_download, examples, record_features)
+from vireid_jax.data.tensorflow_setup import quiet_tensorflow
 
 quiet_tensorflow()
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top

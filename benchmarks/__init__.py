@@ -1,0 +1,1 @@
+"""Speed and cost benchmarks: run from the repository root as `python -m benchmarks.NAME`."""
