@@ -5,9 +5,12 @@
 #   TPU_NAME=vireid ZONE=us-central2-b bash launch/tpu_vm.sh train configs/sysu.py gs://BUCKET/runs/sysu \
 #       --config.data.root=/mnt/data/SYSU-MM01
 #   TPU_NAME=vireid ZONE=us-central2-b bash launch/tpu_vm.sh delete
-# The dataset must be present on every worker (copy it with `gcloud compute tpus tpu-vm scp`
-# or mount a disk); WORKDIR should be a gs:// path or shared disk so every worker sees the
-# checkpoints. JAX finds the other workers by itself on TPU VMs.
+# The dataset must be present on every worker, at the same local path (copy it with
+# `gcloud compute tpus tpu-vm scp` or mount a disk); WORKDIR should be a gs:// path (the VM's
+# service account needs write access to the bucket) or a disk every worker sees:
+# checkpoints are written by all workers together, the other files by worker 0. JAX finds
+# the other workers by itself on TPU VMs; a preemption notice (SIGTERM) on any worker stops
+# all of them after the same step with a checkpoint, and `train` again resumes.
 set -euo pipefail
 : "${TPU_NAME:?set TPU_NAME}" "${ZONE:?set ZONE}"
 ACCELERATOR=${ACCELERATOR:-v4-8}
@@ -27,8 +30,10 @@ case "${1:-}" in
   train)
     shift
     CONFIG=${1:?config}; WORKDIR=${2:?workdir}; shift 2
+    # Quoted for the remote shell: overrides such as --config.data.image_size='(288, 144)'.
+    ARGS=$(printf '%q ' --config="$CONFIG" --workdir="$WORKDIR" "$@")
     ssh_all "cd $REPO_DIR && . .venv/bin/activate && TF_CPP_MIN_LOG_LEVEL=3 \
-      nohup python -m vireid_jax.main --config=$CONFIG --workdir=$WORKDIR $* > train.log 2>&1 &" ;;
+      nohup python -m vireid_jax.main $ARGS > train.log 2>&1 &" ;;
   logs)
     gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --worker=0 --command="tail -n 50 $REPO_DIR/train.log" ;;
   delete)

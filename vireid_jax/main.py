@@ -12,6 +12,7 @@ import difflib
 import re
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -92,6 +93,8 @@ def exit_with(problems: list[str], status: int) -> None:
           f"{config_defaults.WHERE_KEYS_ARE}; usage: python -m vireid_jax.main --help",
           file=sys.stderr)
   sys.stderr.flush()
+  if jax.distributed.is_initialized():   # several processes: end without waiting for the others
+    parallel.exit_now(status)
   sys.exit(status)
 
 
@@ -119,8 +122,8 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv) -> None:
   del argv
   console.configure(verbose=flags.FLAGS["verbosity"].present)
-  parallel.maybe_initialize_distributed()
   try:
+    parallel.maybe_initialize_distributed()
     config = _CONFIG.value
     if config.mode == "eval":     # the run's own config.json plus the overrides, checked there
       status = trainer.evaluate_run(config, _WORKDIR.value, override_keys(sys.argv))
@@ -132,6 +135,11 @@ def main(argv) -> None:
   except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
     logging.debug("User error", exc_info=True)
     exit_with([str(e)], getattr(e, "exit_status", 1))
+  except jax.errors.JaxRuntimeError as e:
+    if not jax.distributed.is_initialized():
+      raise
+    logging.debug("Failed computation", exc_info=True)
+    exit_with([parallel.failed_computation_message(e)], 1)
   sys.exit(status or 0)
 
 

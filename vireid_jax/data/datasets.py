@@ -20,12 +20,13 @@ import tempfile
 import ml_collections
 from absl import logging
 
+from vireid_jax import fileio
 from vireid_jax.data import regdb, synthetic, sysu
 from vireid_jax.data.image_store import EncodedImages
 from vireid_jax.data.images import BadImageError
 from vireid_jax.data.records import TrainSet
 from vireid_jax.data.synthetic import marker as synthetic_marker
-from vireid_jax.errors import DataError
+from vireid_jax.errors import ConfigError, DataError
 
 DATASETS = ("sysu", "regdb", "synthetic", "fake")
 SOURCES = ("files", "tfds")
@@ -40,6 +41,11 @@ def layout_and_root(data_cfg: ml_collections.ConfigDict, workdir: str) -> tuple[
     layout = data_cfg.synthetic_layout
     if layout not in ("sysu", "regdb"):
       raise ValueError(f"data.synthetic_layout must be sysu or regdb, got {layout!r}.")
+    if not data_cfg.root and fileio.is_remote(workdir):
+      raise ConfigError(
+          f"data.root='': the synthetic dataset is generated into the workdir by default, but "
+          f"--workdir={workdir} is not a local folder. Give a local folder for it with "
+          "--config.data.root=DIR (generated there if new or empty, reused afterwards).")
     root = os.path.abspath(os.path.expanduser(data_cfg.root or os.path.join(
         workdir, f"synthetic_{layout}")))
     ensure_synthetic(root, layout, int(data_cfg.synthetic_num_ids), seed=0)

@@ -89,7 +89,7 @@ def summary_prefix(tags: list[str]) -> str:
   return "_".join(["test"] + list(tags))
 
 
-def write_results_json(path: str, dataset: str, results: dict,
+def write_results_json(path: fileio.PathLike, dataset: str, results: dict,
                        settings: dict | None = None) -> None:
   """Writes {"dataset", "settings", "<protocol>": {metrics, "std", "trials"}} atomically."""
   payload = {"dataset": dataset}

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Sequence
 
 import numpy as np
 
+from vireid_jax import fileio
 from vireid_jax.evaluation import report as report_lib
 from vireid_jax.evaluation.metrics import METRIC_KEYS
 from vireid_jax.tools.cli import UsageError, run_cli
@@ -33,11 +33,11 @@ REGDB_SPLITS = 10
 
 def load_results(path: str) -> dict:
   """One results file, checked to hold protocol results."""
-  if not os.path.isfile(path):
+  text = fileio.read_text(path)
+  if text is None:
     raise FileNotFoundError(f"{path} does not exist: give the results.json of finished runs.")
   try:
-    with open(path, encoding="utf-8") as f:
-      data = json.load(f)
+    data = json.loads(text)
   except json.JSONDecodeError as e:
     raise UsageError(f"{path} is not valid JSON ({e}).") from e
   if not isinstance(data, dict) or not report_lib.protocol_names(data):
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> str:
   print(text)
   if args.out:
     report_lib.write_results_json(args.out, label, table,
-                                  {"runs": [os.path.abspath(path) for path, _ in runs]})
+                                  {"runs": [str(fileio.as_path(path)) for path, _ in runs]})
     print(f"\nwritten to {args.out}")
   return text
 

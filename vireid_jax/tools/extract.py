@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from vireid_jax import fileio
 from vireid_jax.data import images as images_lib
 from vireid_jax.data.records import MODALITY_NAMES
 from vireid_jax.tools import cli
@@ -89,14 +90,14 @@ def main(argv: list[str] | None = None) -> str:
     batch_size += jax.local_device_count() - batch_size % jax.local_device_count()
   extract = run.extractor(batch_size=batch_size)
   feats = extract([os.path.join(folder, n) for n in names], MODALITIES[args.modality])
-  out = os.path.abspath(os.path.expanduser(args.out))
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  with open(out, "wb") as f:   # a file object: numpy would append .npz to a bare name
+  out = fileio.as_path(args.out)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  with out.open("wb") as f:   # a file object: numpy would append .npz to a bare name
     np.savez(f, features=np.asarray(feats, np.float32), paths=np.array(names),
              modality=np.array(args.modality), step=np.array(run.step, np.int64))
   print(f"Wrote {out}: {feats.shape[0]} {args.modality} images x {feats.shape[1]} features "
         f"({run.checkpoint} checkpoint of {run.workdir}, step {run.step}).")
-  return out
+  return str(out)
 
 
 if __name__ == "__main__":

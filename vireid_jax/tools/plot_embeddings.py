@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from vireid_jax import fileio
 from vireid_jax.evaluation import rank_lists
 from vireid_jax.tools import embeddings
 from vireid_jax.tools import cli
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> str:
     print("note: scikit-learn is not installed: PCA only (pip install scikit-learn for t-SNE).",
           file=sys.stderr)
   same_run = bool(args.baseline_workdir) and (
-      os.path.abspath(args.baseline_workdir) == os.path.abspath(args.workdir))
+      fileio.as_path(args.baseline_workdir) == fileio.as_path(args.workdir))
   if args.baseline_workdir and not same_run:
     check_same_data(args.workdir, args.baseline_workdir, args.allow_different_data)
   runs = []
@@ -129,13 +130,14 @@ def main(argv: list[str] | None = None) -> str:
     print(f"{r.label}: symmetric KL between the modalities' diagonal Gaussians "
           f"{embeddings.modality_stats(r).sym_kl:.4g}")
   fig = embeddings.plot_figure(runs, num_ids=args.num_ids, tsne=use_tsne)
-  out = args.out or os.path.join(os.path.abspath(args.workdir), "plots", "embeddings.png")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  fig.savefig(out)
+  out = fileio.as_path(args.out or fileio.as_path(args.workdir) / "plots" / "embeddings.png")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  with out.open("wb") as f:
+    fig.savefig(f, format=out.suffix.lstrip(".") or "png")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   plt.close(fig)
   print(f"Wrote {out}.")
-  return out
+  return str(out)
 
 
 if __name__ == "__main__":

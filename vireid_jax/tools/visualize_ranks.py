@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
 from PIL import Image
 
+from vireid_jax import fileio
 from vireid_jax.data import datasets
 from vireid_jax.evaluation import rank_lists
 from vireid_jax.tools import cli
@@ -63,16 +63,18 @@ def main(argv: list[str] | None = None) -> str:
       k=args.topk, mode=args.mode, shot=args.shot, trial=args.trial)
   picture = rank_lists.render(ranks, display_size(run.config.data.image_size, args.height),
                               datasets.test_image_source(run.config.data))
-  out = args.out or os.path.join(run.workdir, "plots", "rank_list.png")
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  Image.fromarray(picture).save(out)
-  with open(os.path.splitext(out)[0] + ".json", "w", encoding="utf-8") as f:
-    json.dump(rank_lists.to_json(ranks), f, indent=1)
+  out = fileio.as_path(args.out or run.workdir / "plots" / "rank_list.png")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  with out.open("wb") as f:
+    Image.fromarray(picture).save(f, format=Image.registered_extensions().get(
+        out.suffix.lower(), "PNG"))
+  fileio.write_text_atomic(out.with_suffix(".json"),
+                           json.dumps(rank_lists.to_json(ranks), indent=1))
   hits = int(np.sum(ranks.matches[:, 0]))
   print(f"Wrote {out} ({picture.shape[1]}x{picture.shape[0]} px): {len(ranks.query_paths)} "
         f"queries x top-{ranks.matches.shape[1]} of the {run.checkpoint} checkpoint (step "
         f"{run.step}); rank 1 is correct for {hits} of them.")
-  return out
+  return str(out)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Sequence
 
 import ml_collections
 import numpy as np
+from etils import epath
 
+from vireid_jax import fileio
 from vireid_jax.data import datasets
 from vireid_jax.evaluation import evaluators, suites
 from vireid_jax.training import parallel, run_info, setup
@@ -23,7 +24,7 @@ from vireid_jax.training import parallel, run_info, setup
 @dataclasses.dataclass(frozen=True)
 class TrainedRun:
   """A restored run: what every tool needs to embed images."""
-  workdir: str
+  workdir: epath.Path      # a local folder (absolute) or a URL (gs://...)
   config: ml_collections.ConfigDict
   model: Any
   variables: dict          # {"params", "batch_stats"} as host numpy arrays
@@ -40,9 +41,9 @@ class TrainedRun:
     return suites.load(self.config.data, self.workdir)
 
 
-def load_run(workdir: str, checkpoint: str = "best") -> TrainedRun:
+def load_run(workdir: fileio.PathLike, checkpoint: str = "best") -> TrainedRun:
   """Restores `workdir`'s `checkpoint` (best | latest | STEP; best falls back to latest)."""
-  workdir = os.path.abspath(os.path.expanduser(workdir))
+  workdir = fileio.as_path(workdir)
   config = run_info.read_config(workdir)
   info = run_info.read_last_record(workdir)
   num_classes, steps_per_epoch = info.get("num_classes"), info.get("steps_per_epoch")

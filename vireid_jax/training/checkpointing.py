@@ -17,13 +17,13 @@ of a bare shape error from the storage layer.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vireid_jax import fileio
 from vireid_jax.errors import UserError
 
 MAX_LISTED = 12    # mismatching keys named in an error; the rest are counted
@@ -81,6 +81,21 @@ def mismatch_message(directory, step: int, lines: list[str], cause: str = "") ->
           "or a new --workdir.")
 
 
+class _Manager(ocp.CheckpointManager):
+  """orbax's manager, minus its own calls to JAX's preemption sync point.
+
+  On several processes the training loop alone asks JAX whether the hosts
+  reached the step to stop at (`periodic.StopRequest`), once per step and in
+  step order; orbax would ask too, from its save threads and with checkpoint
+  steps, moving JAX's per-process counter backwards. The loop saves on a stop
+  request itself (`force=True`), so orbax needs no answer.
+  """
+
+  def reached_preemption(self, step: int) -> bool:
+    del step
+    return False
+
+
 class Checkpointer:
   """Saves and restores the train state (any pytree) of one workdir.
 
@@ -94,24 +109,32 @@ class Checkpointer:
   and for evaluating a finished run.
   """
 
-  def __init__(self, workdir, keep: int = 2, async_save: bool = True, read_only: bool = False):
-    self.workdir = os.path.abspath(workdir)
+  def __init__(self, workdir: fileio.PathLike, keep: int = 2, async_save: bool = True,
+               read_only: bool = False):
+    self.workdir = fileio.as_path(workdir)     # a folder or a URL, handed to orbax as it is
     options = dict(enable_async_checkpointing=async_save, create=not read_only,
                    cleanup_tmp_directories=not read_only)
+
+    def multiprocessing(name):
+      # On several processes each manager synchronises through barriers named by step:
+      # a prefix per manager keeps a step saved into both folders from clashing.
+      return ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name)
     # Naming the handler lets item_metadata() read a checkpoint before any restore.
-    self.latest = ocp.CheckpointManager(
-        os.path.join(self.workdir, "checkpoints"),
+    self.latest = _Manager(
+        self.workdir / "checkpoints",
         item_handlers=ocp.StandardCheckpointHandler(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, **options))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, multiprocessing_options=multiprocessing("checkpoints"), **options))
     # Orbax keeps the one with the highest Rank-1; we only offer it a checkpoint
     # that is strictly better than every earlier evaluation (as the reference code
     # does), which also spares writing one that would be deleted at once.
-    self.best = ocp.CheckpointManager(
-        os.path.join(self.workdir, "best"),
+    self.best = _Manager(
+        self.workdir / "best",
         item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1, best_fn=lambda m: m["rank1"], best_mode="max",
-            keep_checkpoints_without_metrics=False, **options))
+            keep_checkpoints_without_metrics=False,
+            multiprocessing_options=multiprocessing("best"), **options))
 
   def latest_step(self) -> int | None:
     return self.latest.latest_step()

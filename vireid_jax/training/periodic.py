@@ -30,16 +30,28 @@ class StopRequest:
   """Turns SIGTERM (a preemption notice) into a stop at the next step, on every host alike.
 
   One process: a signal handler sets a flag, read after every step (a host
-  read, no device round trip). Several processes: JAX's preemption service
-  (started by `jax.distributed.initialize`) receives the signal and makes every
-  process agree on the same step, so all of them save that step and stop.
+  read, no device round trip).
+
+  Several processes: JAX's preemption service (started by
+  `jax.distributed.initialize`) installs its own SIGTERM handler on every
+  process; no Python handler is installed then, as it would replace JAX's. A
+  signal to any process reaches all of them through the coordination service,
+  which picks the step after the furthest one any process has reported, so
+  every process stops after that same step and saves it. Each process reports
+  its steps here, once per step and in order: counted from this start (1, 2,
+  ...), so that a notice that comes before the first step stops the run after
+  it, also when resuming. Nothing else may report to JAX (see
+  `checkpointing._Manager`). A signal outside the training loop (compiling,
+  the final report) is taken as a stop at the first step, or ignored once the
+  last step has run: the run then finishes.
   """
 
-  def __init__(self):
+  def __init__(self, start_step: int = 0):
+    self._start = start_step
     self._requested = False
     self._previous = None
     self._multihost = jax.process_count() > 1
-    self._last_synced = -1
+    self._last_synced = start_step
 
   def __enter__(self) -> StopRequest:
     if not self._multihost and threading.current_thread() is threading.main_thread():
@@ -66,7 +78,11 @@ class StopRequest:
     if self._multihost and step > self._last_synced:
       self._last_synced = step
       try:
-        self._requested = self._requested or multihost_utils.reached_preemption_sync_point(step)
+        reached = multihost_utils.reached_preemption_sync_point(step - self._start)
       except RuntimeError:   # the preemption service is off (jax_enable_preemption_service)
-        pass
+        reached = False
+      if reached and not self._requested:
+        logging.warning("A host received a stop signal: saving a checkpoint at step %d and "
+                        "stopping on every host.", step)
+      self._requested = self._requested or reached
     return self._requested

@@ -73,7 +73,7 @@ def changed_keys(old: dict, new: dict) -> list[str]:
   return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
-def write(workdir: str, config, extra: dict | None = None) -> None:
+def write(workdir: fileio.PathLike, config, extra: dict | None = None) -> None:
   """Writes WORKDIR/config.json and appends a record to WORKDIR/run_info.jsonl.
 
   A restart with a different config (other than `mode`) is allowed but logged,
@@ -81,15 +81,15 @@ def write(workdir: str, config, extra: dict | None = None) -> None:
   """
   if jax.process_index() != 0:
     return
-  os.makedirs(workdir, exist_ok=True)
-  config_path = os.path.join(workdir, CONFIG_FILE)
+  workdir = fileio.as_path(workdir)
+  config_path = workdir / CONFIG_FILE
   text = config.to_json_best_effort(indent=2, sort_keys=True)
   changed = []
-  if os.path.exists(config_path):
+  previous = fileio.read_text(config_path)
+  if previous is not None:
     try:
-      with open(config_path) as f:
-        changed = [k for k in changed_keys(json.load(f), json.loads(text)) if k != "mode"]
-    except (OSError, ValueError):
+      changed = [k for k in changed_keys(json.loads(previous), json.loads(text)) if k != "mode"]
+    except ValueError:
       changed = ["(previous config.json unreadable)"]
     if changed:
       logging.warning("%s was written by an earlier start with other values of %s; "
@@ -108,8 +108,7 @@ def write(workdir: str, config, extra: dict | None = None) -> None:
       "config_changed": changed,
   }
   info.update(extra or {})
-  with open(os.path.join(workdir, RUN_INFO_FILE), "a") as f:
-    f.write(json.dumps(info) + "\n")
+  fileio.append_line(workdir / RUN_INFO_FILE, json.dumps(info))
 
 
 # ---------------------------------------------------------------- reading back
@@ -156,28 +155,25 @@ def config_from_json(text: str, source: str = "<json>") -> ml_collections.Config
   return config
 
 
-def read_config(workdir: str) -> ml_collections.ConfigDict:
+def read_config(workdir: fileio.PathLike) -> ml_collections.ConfigDict:
   """The config the run in `workdir` was (last) started with."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.isfile(path):
+  path = fileio.as_path(workdir) / CONFIG_FILE
+  text = fileio.read_text(path)
+  if text is None:
     raise NotAWorkdirError(
-        f"{workdir!r} has no {CONFIG_FILE}: it is not a training workdir. Train first with "
-        "`python -m vireid_jax.main --config=... --workdir=DIR` and pass that DIR.")
-  with open(path, encoding="utf-8") as f:
-    return config_from_json(f.read(), source=path)
+        f"{str(workdir)!r} has no {CONFIG_FILE}: it is not a training workdir. Train first "
+        "with `python -m vireid_jax.main --config=... --workdir=DIR` and pass that DIR.")
+  return config_from_json(text, source=str(path))
 
 
-def read_last_record(workdir: str) -> dict:
+def read_last_record(workdir: fileio.PathLike) -> dict:
   """The last record of `run_info.jsonl` ({} when absent)."""
-  path = os.path.join(workdir, RUN_INFO_FILE)
-  if not os.path.isfile(path):
-    return {}
+  text = fileio.read_text(fileio.as_path(workdir) / RUN_INFO_FILE) or ""
   record = {}
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      if line.strip():
-        try:
-          record = json.loads(line)
-        except json.JSONDecodeError:   # a line cut short by a killed start
-          continue
+  for line in text.splitlines():
+    if line.strip():
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:   # a line cut short by a killed start
+        continue
   return record

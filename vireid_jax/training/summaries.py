@@ -11,7 +11,6 @@ line per log step does.
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any, Mapping
 
@@ -20,33 +19,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-
-def drop_partial_last_line(path: str) -> None:
-  """Cuts a row left half-written by a killed run, so appended rows stay valid JSON lines.
-
-  After a resume, steps past the restored checkpoint appear twice; the later row wins.
-  """
-  if not os.path.exists(path):
-    return
-  with open(path, "rb+") as f:
-    end = f.seek(0, os.SEEK_END)
-    if end == 0:
-      return
-    f.seek(end - 1)
-    if f.read(1) == b"\n":
-      return
-    cut, pos = 0, end
-    while pos > 0:   # the last newline, reading backwards in blocks
-      start = max(0, pos - 65536)
-      f.seek(start)
-      i = f.read(pos - start).rfind(b"\n")
-      if i >= 0:
-        cut = start + i + 1
-        break
-      pos = start
-    logging.warning("%s: dropping a half-written last row (%d bytes) left by a killed run.",
-                    path, end - cut)
-    f.truncate(cut)
+from vireid_jax import fileio
 
 
 class JsonlWriter:
@@ -58,22 +31,21 @@ class JsonlWriter:
   `TAG_STEP.png` (`TAG_STEP_I.png` for several per write).
   """
 
-  def __init__(self, path: str, image_dir: str | None = None):
-    self.path = path
+  def __init__(self, path: fileio.PathLike, image_dir: fileio.PathLike | None = None):
+    self.path = fileio.as_path(path)
     self.image_dir = image_dir
-    drop_partial_last_line(path)
-    self._f = open(path, "a", encoding="utf-8")
+    self._log = fileio.LineLog(self.path)
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
     row = {"step": int(step), "time": time.time()}
     row.update({k: float(np.asarray(v)) for k, v in scalars.items()})
-    self._f.write(json.dumps(row) + "\n")
-    self._f.flush()   # whole rows on disk: a killed run loses no logged step
+    self._log.append(json.dumps(row))   # whole rows on storage: a killed run loses no logged step
 
   def write_images(self, step, images):
     if not self.image_dir:
       return
-    os.makedirs(self.image_dir, exist_ok=True)
+    folder = fileio.as_path(self.image_dir)
+    folder.mkdir(parents=True, exist_ok=True)
     for tag, batch in images.items():
       batch = np.asarray(batch)
       if batch.ndim == 3:
@@ -83,8 +55,8 @@ class JsonlWriter:
       name = tag.replace("/", "_")
       for i, img in enumerate(batch):
         suffix = f"_{i}" if len(batch) > 1 else ""
-        Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(
-            os.path.join(self.image_dir, f"{name}_{int(step)}{suffix}.png"))
+        with (folder / f"{name}_{int(step)}{suffix}.png").open("wb") as f:
+          Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(f, format="PNG")
 
   def write_texts(self, step, texts):
     del step, texts
@@ -93,10 +65,10 @@ class JsonlWriter:
     del hparams
 
   def flush(self):
-    self._f.flush()
+    pass           # every row is on storage once written
 
   def close(self):
-    self._f.close()
+    self._log.close()
 
 
 class NullWriter:
@@ -120,16 +92,16 @@ def flat_hparams(config) -> dict[str, Any]:
   return out
 
 
-def create_writer(workdir: str, tensorboard: bool = True):
-  """TensorBoard (CLU) + metrics.jsonl in `workdir`; only process 0 writes files.
+def create_writer(workdir: fileio.PathLike, tensorboard: bool = True):
+  """TensorBoard (CLU) + metrics.jsonl in `workdir` (a folder or a URL); only process 0 writes.
 
   Without TensorBoard (`tensorboard=False`, or CLU/TensorFlow not installed)
   images go to WORKDIR/images/ as PNG files.
   """
   if jax.process_index() != 0:
     return NullWriter()
-  os.makedirs(workdir, exist_ok=True)
-  jsonl = JsonlWriter(os.path.join(workdir, "metrics.jsonl"))
+  workdir = fileio.as_path(workdir)
+  jsonl = JsonlWriter(workdir / "metrics.jsonl")
   try:
     if not tensorboard:
       raise ImportError("tensorboard=False")
@@ -139,6 +111,7 @@ def create_writer(workdir: str, tensorboard: bool = True):
     if tensorboard:
       logging.warning("CLU/TensorFlow unavailable (%s): no TensorBoard summaries; "
                       "metrics.jsonl and images/ only.", e)
-    jsonl.image_dir = os.path.join(workdir, "images")
+    jsonl.image_dir = workdir / "images"
     return jsonl
-  return metric_writers.MultiWriter([jsonl, metric_writers.SummaryWriter(workdir)])
+  # TensorFlow's event writer reads URLs (gs://...) itself.
+  return metric_writers.MultiWriter([jsonl, metric_writers.SummaryWriter(str(workdir))])

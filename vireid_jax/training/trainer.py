@@ -35,8 +35,9 @@ import time
 import jax
 import ml_collections
 import numpy as np
+from etils import epath
 
-from vireid_jax import config_defaults
+from vireid_jax import config_defaults, fileio
 from vireid_jax.data import datasets
 from vireid_jax.errors import ConfigError, UserError
 from vireid_jax.evaluation import evaluators, report, suites
@@ -90,7 +91,7 @@ class RunRecord:
 @dataclasses.dataclass
 class RunPlan:
   """What a start checked and decided before writing anything."""
-  workdir: str
+  workdir: epath.Path           # a local folder (absolute) or a URL (gs://...)
   train_set: object
   num_classes: int
   steps_per_epoch: int
@@ -103,9 +104,9 @@ class RunPlan:
   record: RunRecord
 
 
-def plan_run(config: ml_collections.ConfigDict, workdir: str, mesh) -> RunPlan:
+def plan_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike, mesh) -> RunPlan:
   """Steps 1-2 of the module docstring: every check, nothing written (but a generated dataset)."""
-  workdir = os.path.abspath(workdir)
+  workdir = fileio.as_path(workdir)
   train_set, suite, test_set = None, None, None
   if config.data.name == "fake":
     num_classes = int(config.data.fake_num_classes)
@@ -114,6 +115,12 @@ def plan_run(config: ml_collections.ConfigDict, workdir: str, mesh) -> RunPlan:
     num_classes = train_set.num_classes
     suite, test_set = suites.load(config.data, workdir)
     datasets.check_test_images(config.data, suite.layout, test_set)
+    same_data = ("Every host must read the same dataset: give each one the same copy at "
+                 "--config.data.root.")
+    for value, what in ((num_classes, "the number of training identities"),
+                        (len(train_set.visible), "the number of visible training images"),
+                        (len(train_set.infrared), "the number of infrared training images")):
+      parallel.agree_across_hosts(value, what, same_data)
   config_defaults.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
                            num_hosts=jax.process_count())
   pretrained = str(config.model.pretrained)
@@ -126,7 +133,10 @@ def plan_run(config: ml_collections.ConfigDict, workdir: str, mesh) -> RunPlan:
   model = setup.build_model(config, num_classes)
   abstract = setup.abstract_train_state(config, model, steps_per_epoch, mesh)
   start_step, record = 0, RunRecord()
-  if os.path.isdir(os.path.join(workdir, "checkpoints")):
+  # Every host must take the same decisions (orbax's managers synchronise): agreed on, and
+  # a barrier, so that no host writes before every host has looked.
+  if parallel.agree_across_hosts((workdir / "checkpoints").is_dir(),
+                                 "whether WORKDIR/checkpoints exists"):
     probe = checkpointing.Checkpointer(workdir, read_only=True)
     try:
       latest = probe.latest_step()
@@ -135,18 +145,19 @@ def plan_run(config: ml_collections.ConfigDict, workdir: str, mesh) -> RunPlan:
         start_step, record = latest, RunRecord.from_json(probe.record(latest))
     finally:
       probe.close()
+  parallel.agree_across_hosts(start_step, "the step of the latest checkpoint")
   return RunPlan(workdir, train_set, num_classes, steps_per_epoch,
                  int(config.num_epochs) * steps_per_epoch, suite, test_set, model, abstract,
                  start_step, record)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: fileio.PathLike, *,
                        batch_source: setup.BatchSource | None = None) -> int:
   """Trains (resuming from `workdir` if it holds checkpoints), then reports on the best model.
 
   Args:
     config: the run's config (`config_defaults.base_config()` keys).
-    workdir: where everything is written.
+    workdir: where everything is written: a local folder or a URL (gs://BUCKET/...).
     batch_source: host-local batches by step; by default the dataset's
       tf.data pipeline (or random batches for data.name=fake).
   Returns:
@@ -164,6 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   log_start(config, plan)
   ckpt = checkpointing.Checkpointer(workdir, keep=int(config.keep_checkpoints))
   writer = summaries.create_writer(workdir)
+  finish_saves = True
   try:
     state = initial_state(config, plan, ckpt, mesh)
     if plan.start_step == 0:
@@ -174,8 +186,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     state = None
     final_report(config, plan, ckpt, writer, mesh)
     return 0
+  except jax.errors.JaxRuntimeError:
+    # Several processes: another one may be gone, and a save in flight would wait for it.
+    finish_saves = jax.process_count() == 1
+    raise
   finally:
-    ckpt.close()      # saves in flight are finished, also when an error ends the run
+    if finish_saves:
+      ckpt.close()    # saves in flight are finished, also when an error ends the run
     writer.flush()
 
 
@@ -207,9 +224,10 @@ def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
     writer.write_scalars(step, evaluator.scalars(result))
     if result.rank_list is not None:
       writer.write_images(step, {"eval/rank_list": result.rank_list[None]})
-    best = record.add(step, result.headline)
+    headline = parallel.from_process_zero(result.headline)   # every host decides alike
+    best = record.add(step, headline)
     if best:
-      ckpt.save_best(step, state, result.headline)
+      ckpt.save_best(step, state, headline)
     log.info("eval   step %d (epoch %g): %s%s", step, step / spe, evaluator.one_line(result),
              "  <- best" if best else "")
 
@@ -228,7 +246,7 @@ def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
   progress = ProgressLine(config, plan)
   profiler = Profiler(workdir=plan.workdir, first=plan.start_step + PROFILE_FIRST_STEP,
                       steps=int(config.profile_steps))
-  with periodic.StopRequest() as stop:
+  with periodic.StopRequest(plan.start_step) as stop:
     for step in range(plan.start_step, total):
       profiler.at(step)
       state, metrics = step_fn(state, next(batches))
@@ -279,9 +297,10 @@ def completed_report(config, plan: RunPlan) -> dict | None:
   if plan.suite is None or plan.start_step < plan.total_steps:
     return None
   which, step, settings, tags = report_plan(config, plan)
-  path = os.path.join(plan.workdir, report.results_filename(tags))
+  path = plan.workdir / report.results_filename(tags)
   done = read_results(path)
-  if not done or done.get("settings") != settings:
+  if not parallel.agree_across_hosts(bool(done) and done.get("settings") == settings,
+                                     f"whether {path} holds the run's report"):
     return None
   log.info("This run is complete: its report (%s checkpoint, step %d) is %s.", which, step, path)
   print("\n" + report.format_table(done, done.get("dataset", "")), flush=True)
@@ -302,7 +321,7 @@ def final_report(config, plan: RunPlan, ckpt, writer, mesh) -> dict:
 
 
 def write_report(config, model, suite, test_set, state, settings: dict, tags: list[str],
-                 workdir: str, writer) -> dict:
+                 workdir: epath.Path, writer) -> dict:
   """Runs the evaluation of `settings`; prints the table; writes the results file and summaries."""
   evaluator = evaluators.RetrievalEvaluator(config, model, suite, test_set,
                                             trials=int(config.eval.trials),
@@ -319,18 +338,16 @@ def write_report(config, model, suite, test_set, state, settings: dict, tags: li
   dataset = suites.dataset_label(config.data, suite)
   print("\n" + report.format_table(result.results, dataset), flush=True)
   if jax.process_index() == 0:
-    path = os.path.join(workdir, report.results_filename(tags))
+    path = workdir / report.results_filename(tags)
     report.write_results_json(path, dataset, result.results, settings)
     log.info("results: %s", path)
   return result.results
 
 
-def read_results(path: str) -> dict | None:
-  if not os.path.isfile(path):
-    return None
+def read_results(path: epath.Path) -> dict | None:
   try:
-    with open(path, encoding="utf-8") as f:
-      return json.load(f)
+    text = fileio.read_text(path)
+    return json.loads(text) if text is not None else None
   except (OSError, ValueError):
     return None
 
@@ -338,7 +355,7 @@ def read_results(path: str) -> dict | None:
 # ----------------------------------------------------------------------------
 # Evaluating a finished run (--config.mode=eval).
 
-def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
+def evaluate_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike,
                  override_keys: list[str]) -> int:
   """Evaluates a trained run with its own config, changed only by the given overrides.
 
@@ -347,7 +364,7 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: str,
   name the results file (`results_rerank.json`, ...) and the summary tag
   prefix (`test_rerank/...`): `results.json` is never replaced by them.
   """
-  workdir = os.path.abspath(workdir)
+  workdir = fileio.as_path(workdir)
   trained = run_info.read_config(workdir)
   eval_config = trained.copy_and_resolve_references()
   changed = []
@@ -494,8 +511,8 @@ def format_duration(seconds: float) -> str:
 class Profiler:
   """A trace of `steps` steps from step `first` into WORKDIR/profile (profile_steps > 0)."""
 
-  def __init__(self, workdir: str, first: int, steps: int):
-    self.dir, self.first, self.steps, self.active = os.path.join(workdir, "profile"), first, steps, False
+  def __init__(self, workdir: epath.Path, first: int, steps: int):
+    self.dir, self.first, self.steps, self.active = str(workdir / "profile"), first, steps, False
 
   def at(self, step: int) -> None:
     if self.steps <= 0 or jax.process_index() != 0:
