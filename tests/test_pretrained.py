@@ -205,6 +205,13 @@ def test_file_round_trips_npz_safetensors_pth_and_cli(tmp_path):
   with np.load(out) as data:
     assert "layer1.0.conv1.weight" in data.files and "bn1.num_batches_tracked" not in data.files
   jax.tree.map(np.testing.assert_array_equal, pretrained.load_resnet_weights(str(out), 18), ref)
+  # An existing --out is refused (status 1, untouched) unless --overwrite.
+  out.write_bytes(b"mine")
+  with pytest.raises(SystemExit) as stop:
+    pretrained.main(["--in", str(pth), "--out", str(out)])
+  assert stop.value.code == 1 and out.read_bytes() == b"mine"
+  assert pretrained.main(["--in", str(pth), "--out", str(out), "--overwrite"]) == 0
+  jax.tree.map(np.testing.assert_array_equal, pretrained.load_resnet_weights(str(out), 18), ref)
   with pytest.raises(ValueError, match="r.npz"):
     pretrained.load_resnet50_weights(str(npz))   # a ResNet-18 file
 

@@ -20,6 +20,7 @@ from PIL import Image
 from vireid_jax import config_defaults
 from vireid_jax.data import synthetic
 from vireid_jax.evaluation import rank_lists
+from vireid_jax.errors import UserError
 from vireid_jax.tools import cli, embeddings, extract, plot_embeddings, visualize_ranks
 from vireid_jax.training import run_info, summaries
 
@@ -242,6 +243,14 @@ def test_visualize_ranks_draws_frames_that_match_the_identities(trained, tmp_pat
   with open(str(tmp_path / "ranks.json")) as f:
     rows = json.load(f)
   assert len(rows) == 3
+  # The .json beside an explicit --out is checked too, before any work; a folder never replaced.
+  mine = tmp_path / "mine.json"
+  mine.write_text("my notes")
+  with pytest.raises(UserError, match="mine.json already exists"):
+    visualize_ranks.main(["--workdir", workdir, "--out", str(tmp_path / "mine.png")])
+  with pytest.raises(UserError, match="is a folder"):
+    visualize_ranks.main(["--workdir", workdir, "--out", str(tmp_path), "--overwrite"])
+  assert mine.read_text() == "my notes" and not (tmp_path / "mine.png").exists()
   # Each frame against the identities in the file paths (SYSU layout camK/PPPP/NNNN.jpg).
   for q, row in enumerate(rows):
     assert "/cam3/" in row["query"] or "/cam6/" in row["query"]      # infrared queries
@@ -279,12 +288,21 @@ def test_extract_writes_features_with_relative_names(trained, tmp_path):
   np.testing.assert_allclose(feats[2], feats[0], atol=1e-6)   # same image, same feature
   assert np.abs(feats[1] - feats[0]).max() > 1e-4
 
+  # An existing --out is the user's: refused, untouched, unless --overwrite.
+  before = open(out, "rb").read()
+  args = ["--workdir", workdir, "--images", str(folder), "--modality", "infrared", "--out", out]
+  stderr = io.StringIO()
+  with contextlib.redirect_stderr(stderr):
+    status = cli.run_cli(extract.main, args)
+  assert status == 1 and "already exists" in stderr.getvalue() and "--overwrite" in stderr.getvalue()
+  assert open(out, "rb").read() == before
+
   (folder / "cam_b" / "broken.png").write_bytes(b"not a png")
   stderr = io.StringIO()
   with contextlib.redirect_stderr(stderr):
-    status = cli.run_cli(extract.main, ["--workdir", workdir, "--images", str(folder),
-                                                "--modality", "infrared", "--out", out])
+    status = cli.run_cli(extract.main, args + ["--overwrite"])
   assert status == 1 and "broken.png" in stderr.getvalue()
+  assert open(out, "rb").read() == before
 
 
 def test_plot_embeddings_draws_baseline_and_full_model_side_by_side(trained, tmp_path):
@@ -457,6 +475,13 @@ def test_aggregate_gives_mean_and_std_over_runs_and_refuses_mixed_runs(tmp_path,
   assert saved["thermal_to_visible"]["mAP"] == 62.0 and saved["thermal_to_visible"]["trials"] == 2
   assert saved["settings"]["runs"] == [a, b]
   assert oct(os.stat(out).st_mode & 0o777) == oct(0o666 & ~current_umask())
+  # The second time, --out is refused (untouched) unless --overwrite.
+  before = out.read_text()
+  assert cli.run_cli(aggregate.main, [a, b, f"--out={out}"]) == 1
+  assert "already exists" in capsys.readouterr().err and out.read_text() == before
+  aggregate.main([b, a, f"--out={out}", "--overwrite"])
+  assert json.loads(out.read_text())["settings"]["runs"] == [b, a]
+  capsys.readouterr()
   # Refused, with exit status 1 and a message, no traceback.
   c = _results(tmp_path / "c.json", "regdb", 75.0, 61.0, rerank=True, split=3)
   d = _results(tmp_path / "d.json", "sysu", 75.0, 61.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Iterable
 
 from absl import logging
 from etils import epath
@@ -36,6 +37,23 @@ def as_path(path: PathLike) -> epath.Path:
                       f"{', '.join(s + '...' for s in URL_SCHEMES)}.")
     return epath.Path(text)
   return epath.Path(os.path.abspath(os.path.expanduser(text)))
+
+
+OVERWRITE_HELP = "Replace an existing --out file (without it, an existing file is refused)."
+
+
+def refuse_to_replace(paths: Iterable[PathLike], overwrite: bool) -> None:
+  """Before any work: a file the user named (--out) is theirs, replaced only with --overwrite.
+
+  A folder is never replaced. Callers skip their own default outputs inside a
+  workdir (WORKDIR/plots), which are the run's.
+  """
+  for path in map(as_path, paths):
+    if path.is_dir():
+      raise UserError(f"--out={path} is a folder: give a file path.")
+    if path.exists() and not overwrite:
+      raise UserError(f"{path} already exists: give another --out, or add --overwrite to "
+                      "replace it.")
 
 
 def write_text_atomic(path: PathLike, text: str) -> None:

@@ -23,6 +23,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from vireid_jax import fileio
+from vireid_jax.errors import UserError
 from vireid_jax.models import resnet
 
 _IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -218,11 +220,16 @@ def main(argv: list[str] | None = None) -> int:
                   "torch-free .npz with torchvision key names.")
   parser.add_argument("--in", dest="inp", required=True, metavar="FILE", help="torchvision checkpoint")
   parser.add_argument("--out", required=True, metavar="FILE", help="output .npz")
+  parser.add_argument("--overwrite", action="store_true", help=fileio.OVERWRITE_HELP)
   parser.add_argument("--depth", type=int, default=0,
                       help="ResNet depth (default: inferred from the keys)")
   args = parser.parse_args(argv)
   if not args.out.endswith(".npz"):
     parser.error(f"--out {args.out!r} must end in .npz")
+  try:
+    fileio.refuse_to_replace([args.out], args.overwrite)
+  except UserError as e:
+    parser.exit(1, f"error: {e}\n")
   state = read_state_dict(args.inp)
   depth = args.depth or guess_depth(state)
   if depth is None:

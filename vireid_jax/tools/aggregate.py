@@ -89,7 +89,10 @@ def main(argv: list[str] | None = None) -> str:
                               description=__doc__.splitlines()[0])
   p.add_argument("results", nargs="+", help="results.json files of finished runs")
   p.add_argument("--out", default="", help="also write the aggregate as JSON here")
+  p.add_argument("--overwrite", action="store_true", help=fileio.OVERWRITE_HELP)
   args = p.parse_args(argv)
+  if args.out:
+    fileio.refuse_to_replace([args.out], args.overwrite)
   runs = [(path, load_results(path)) for path in args.results]
   dataset, table = aggregate(runs)
   label = f"{dataset}, {len(runs)} runs"

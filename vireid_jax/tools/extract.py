@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   p.add_argument("--modality", required=True, choices=tuple(MODALITIES),
                  help="Camera type of the images: selects the network's stem.")
   p.add_argument("--out", required=True, help="Output .npz path.")
+  p.add_argument("--overwrite", action="store_true", help=fileio.OVERWRITE_HELP)
   p.add_argument("--checkpoint", default="best", help="best | latest | a step number.")
   p.add_argument("--batch_size", type=int, default=0,
                  help="Images per device call (0: the run's eval.batch_size); a multiple of "
@@ -78,6 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> str:
   args = parse_args(argv)
+  fileio.refuse_to_replace([args.out], args.overwrite)
   folder = os.path.abspath(os.path.expanduser(args.images))
   names = find_images(folder)
   check_headers(folder, names)

@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   p.add_argument("--workdir", required=True, help="The full model's training workdir.")
   p.add_argument("--baseline_workdir", default="", help="Optional baseline workdir, drawn beside it.")
   p.add_argument("--out", default="", help="PNG path (default WORKDIR/plots/embeddings.png).")
+  p.add_argument("--overwrite", action="store_true", help=fileio.OVERWRITE_HELP)
   p.add_argument("--checkpoint", default="best", help="best | latest | a step number.")
   p.add_argument("--num_ids", type=int, default=12, help="Identities shown in the 2-D projections.")
   p.add_argument("--max_images", type=int, default=1000,
@@ -104,6 +105,7 @@ def embed_test_set(workdir: str, checkpoint: str, label: str, max_images: int
 
 def main(argv: list[str] | None = None) -> str:
   args = parse_args(argv)
+  fileio.refuse_to_replace([args.out] if args.out else [], args.overwrite)
   if args.num_ids < 1 or args.max_images < 2:
     raise cli.UsageError(f"--num_ids={args.num_ids} --max_images={args.max_images}: "
                                  "use --num_ids >= 1 and --max_images >= 2.")

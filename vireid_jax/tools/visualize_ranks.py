@@ -33,7 +33,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
   p.add_argument("--workdir", required=True, help="A training workdir.")
   p.add_argument("--num_queries", type=int, default=8, help="Rows: queries spread evenly over the test queries.")
   p.add_argument("--topk", type=int, default=10, help="Gallery images per row.")
-  p.add_argument("--out", default="", help="PNG path (default WORKDIR/plots/rank_list.png).")
+  p.add_argument("--out", default="",
+                 help="PNG path (default WORKDIR/plots/rank_list.png); the ranks go beside it "
+                      "as .json.")
+  p.add_argument("--overwrite", action="store_true", help=fileio.OVERWRITE_HELP)
   p.add_argument("--checkpoint", default="best", help="best | latest | a step number.")
   p.add_argument("--mode", default="all", choices=("all", "indoor"), help="SYSU-MM01 search mode.")
   p.add_argument("--shot", default="single", choices=("single", "multi"), help="SYSU-MM01 gallery shot.")
@@ -53,6 +56,9 @@ def display_size(image_size, height: int) -> tuple[int, int]:
 
 def main(argv: list[str] | None = None) -> str:
   args = parse_args(argv)
+  if args.out:
+    fileio.refuse_to_replace([args.out, fileio.as_path(args.out).with_suffix(".json")],
+                        args.overwrite)
   if args.num_queries < 1 or args.topk < 1:
     raise cli.UsageError(f"--num_queries={args.num_queries} --topk={args.topk}: "
                                  "both must be >= 1.")
