@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import types
 
 import jax
@@ -81,16 +82,21 @@ def saved_state(workdir, step=None):
   return step, jax.tree.map(np.asarray, state)
 
 
-def digest(folder):
-  """Hash of every file's relative path and bytes under `folder`."""
+def digest(folder, skip_hidden=False):
+  """SHA-256 over (relative path, file bytes) of every file under `folder`, in sorted order.
+
+  skip_hidden: leave out paths that start with "." (the synthetic generator's marker).
+  """
   h = hashlib.sha256()
-  for dirpath, dirnames, names in os.walk(folder):
+  for dirpath, dirnames, filenames in os.walk(folder):
     dirnames.sort()
-    for name in sorted(names):
+    for name in sorted(filenames):
       path = os.path.join(dirpath, name)
-      h.update(os.path.relpath(path, folder).encode())
+      rel = os.path.relpath(path, folder).replace(os.sep, "/")
+      if skip_hidden and rel.startswith("."):
+        continue
       with open(path, "rb") as f:
-        h.update(f.read())
+        h.update(rel.encode() + b"\0" + hashlib.sha256(f.read()).digest())
   return h.hexdigest()
 
 
@@ -127,3 +133,22 @@ def make_e2e(tmp_path_factory):
   with open(base / "reference.log") as f:
     log = f.read()
   return types.SimpleNamespace(base=base, env=env, data=data, reference=reference, log=log)
+
+
+def run_watching(cmd, env, on_line, timeout_s=600):
+  """Runs `cmd`, calling `on_line(line, proc)` on each output line until it returns True
+  (then reads no further); (exit status, the output read). Killed after `timeout_s`."""
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+  watchdog = threading.Timer(timeout_s, proc.kill)
+  watchdog.start()
+  log = []
+  try:
+    for line in proc.stdout:
+      log.append(line)
+      if on_line(line, proc):
+        break
+    out = proc.communicate()[0]
+  finally:
+    watchdog.cancel()
+  return proc.returncode, "".join(log) + (out or "")

@@ -35,7 +35,8 @@ from vireid_jax.losses import objective
 from vireid_jax.training import checkpointing, run_info, setup, trainer
 from vireid_jax.training import train_step as train_step_lib
 
-from runs import ROOT, TINY, TOTAL_STEPS, command, digest, metrics_by_step, saved_state, tiny_config
+from runs import (ROOT, TINY, TOTAL_STEPS, command, digest, metrics_by_step, run_watching,
+                  saved_state, tiny_config)
 
 
 # ---------------------------------------------------------------------------- kill and resume
@@ -46,22 +47,16 @@ def test_sigkill_at_a_random_step_then_the_same_command_ends_like_an_uninterrupt
   kill_after = TOTAL_STEPS - 1
   workdir = str(e2e.base / "killed")
   cmd = command(workdir, e2e.data)
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=e2e.env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-  watchdog = threading.Timer(600, proc.kill)
-  watchdog.start()
-  log = []
-  try:
-    for line in proc.stdout:
-      log.append(line)
-      m = re.search(rf"step (\d+)/{TOTAL_STEPS} ", line)
-      if m and int(m.group(1)) >= kill_after:
-        os.kill(proc.pid, signal.SIGKILL)
-        break
-    proc.communicate()
-  finally:
-    watchdog.cancel()
-  assert proc.returncode == -signal.SIGKILL, "".join(log)[-3000:]
+
+  def kill_late(line, proc):
+    m = re.search(rf"step (\d+)/{TOTAL_STEPS} ", line)
+    if m and int(m.group(1)) >= kill_after:
+      os.kill(proc.pid, signal.SIGKILL)
+      return True
+    return False
+
+  status, out = run_watching(cmd, e2e.env, kill_late)
+  assert status == -signal.SIGKILL, out[-3000:]
   assert not os.path.exists(os.path.join(workdir, "results.json"))
   complete = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))
                     if d.isdigit())

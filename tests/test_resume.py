@@ -12,11 +12,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 
 import pytest
 
-from runs import ROOT, TOTAL_STEPS, command, digest, metrics_by_step
+from runs import ROOT, TOTAL_STEPS, command, digest, metrics_by_step, run_watching
 
 # The real entry point in a child that pauses at one phase boundary, given as KIND:N in
 # $PAUSE_AT, and prints "PHASE paused" there; it goes on when the file $GO exists (the test
@@ -71,25 +70,16 @@ def run_paused(cmd, env, pause_at, sig, go_file):
   """Runs `cmd` paused at `pause_at`, sends `sig` there, lets it go on; (status, output)."""
   if os.path.exists(go_file):
     os.remove(go_file)
-  env = dict(env, PAUSE_AT=pause_at, GO=go_file)
-  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-  watchdog = threading.Timer(600, proc.kill)
-  watchdog.start()
-  log = []
-  try:
-    for line in proc.stdout:
-      log.append(line)
-      if line.startswith("PHASE paused"):
-        proc.send_signal(sig)
-        with open(go_file, "w"):
-          pass
-        if sig == signal.SIGKILL:
-          break
-    out = proc.communicate()[0]
-  finally:
-    watchdog.cancel()
-  return proc.returncode, "".join(log) + (out or "")
+
+  def signal_at_pause(line, proc):
+    if not line.startswith("PHASE paused"):
+      return False
+    proc.send_signal(sig)
+    with open(go_file, "w"):
+      pass
+    return sig == signal.SIGKILL          # nothing more to read from a killed process
+
+  return run_watching(cmd, dict(env, PAUSE_AT=pause_at, GO=go_file), signal_at_pause)
 
 
 def eval_rows(workdir):

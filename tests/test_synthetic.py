@@ -15,6 +15,8 @@ from vireid_jax.data import synthetic
 from vireid_jax.data.synthetic import cli, marker, palettes, sysu_layout
 from vireid_jax.data.images import load_image
 
+from runs import digest
+
 H, W = 128, 64
 
 
@@ -176,18 +178,8 @@ def test_deterministic_for_a_seed(tmp_path, layout):
 
 
 def tree_digest(root):
-  """SHA-256 over (relative path, file bytes) of every file under root, in sorted order."""
-  h = hashlib.sha256()
-  for dirpath, dirnames, filenames in os.walk(root):
-    dirnames.sort()
-    for name in sorted(filenames):
-      path = os.path.join(dirpath, name)
-      rel = os.path.relpath(path, root).replace(os.sep, "/")
-      if rel.startswith("."):   # the generator's marker, not part of the dataset
-        continue
-      with open(path, "rb") as f:
-        h.update(rel.encode() + b"\0" + hashlib.sha256(f.read()).digest())
-  return h.hexdigest()
+  """The dataset's digest, without the generator's marker."""
+  return digest(root, skip_hidden=True)
 
 
 # Digests of datasets and sample sheets written by the generator as it was when the
