@@ -14,6 +14,7 @@ Prints images/s per batch size, without and with flip averaging.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
@@ -32,7 +33,7 @@ def time_extraction(config, batch: int, flip: bool, repeats: int) -> float:
   size = tuple(config.data.image_size)
   model = setup.build_model(config, common.NUM_CLASSES)
   variables = vireid.init_variables(model, jax.random.key(0), size, batch=2)
-  embed = evaluators.make_embed_fn(model, variables, config.eval.dtype)
+  embed = functools.partial(evaluators.make_embed_fn(model, config.eval.dtype), variables)
 
   @jax.jit
   def run(x):

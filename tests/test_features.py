@@ -33,7 +33,8 @@ def _write_images(folder, n, seed=0):
 def _linear_embed(counter):
   w = np.random.default_rng(7).standard_normal((SIZE[0] * SIZE[1] * 3, 5)).astype(np.float32)
 
-  def embed_fn(x, modality):
+  def embed_fn(weights, x, modality):
+    del weights
     counter.append(modality)                         # runs once per trace
     return x.reshape(x.shape[0], -1) @ w + 3.0 * modality
   return embed_fn, w
@@ -94,7 +95,7 @@ def test_sharded_over_four_simulated_devices(tmp_path):
       assert jax.device_count() == 4, jax.devices()
       mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
       w = np.random.default_rng(7).standard_normal(({SIZE[0] * SIZE[1] * 3}, 5)).astype(np.float32)
-      embed = lambda x, m: x.reshape(x.shape[0], -1) @ w + 3.0 * m
+      embed = lambda v, x, m: x.reshape(x.shape[0], -1) @ w + 3.0 * m
       out = features.make_extractor(embed, {SIZE}, 8, mesh=mesh)({paths!r}, 1)
       np.testing.assert_allclose(out, np.load({str(expected)!r}), atol=1e-5)
       try:
@@ -116,4 +117,4 @@ def test_mesh_without_data_axis_is_refused():
   import jax
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
   with pytest.raises(ValueError, match="'data'"):
-    features.make_extractor(lambda x, m: jnp.zeros((x.shape[0], 2)), SIZE, 4, mesh=mesh)
+    features.make_extractor(lambda v, x, m: jnp.zeros((x.shape[0], 2)), SIZE, 4, mesh=mesh)

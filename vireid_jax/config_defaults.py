@@ -109,6 +109,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.trials = 10                   # trials in eval mode; training evals use trial 0
   c.eval.train_trials = 1
   c.eval.batch_size = 128              # per host, padded to a fixed shape
+  c.eval.cache_images = True           # decode the test images once per run (uint8 in memory)
   c.eval.flip = False                  # horizontal-flip averaging
   c.eval.dtype = "bfloat16"
   c.eval.rerank = False

@@ -58,3 +58,18 @@ def configure(verbose: bool = False) -> None:
   # Libraries' deprecation notices are for their users' developers, not ours.
   warnings.filterwarnings("ignore", category=DeprecationWarning)
   warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def seconds_since_process_start() -> float:
+  """Wall time since this process started (Linux: from /proc; elsewhere since this module loaded)."""
+  try:
+    with open("/proc/self/stat") as f:
+      started_ticks = float(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+      uptime = float(f.read().split()[0])
+    return uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+  except (OSError, ValueError, IndexError):
+    return time.time() - _LOADED
+
+
+_LOADED = time.time()

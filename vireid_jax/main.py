@@ -9,6 +9,7 @@ exits with `trainer.STOPPED_EXIT_STATUS` after saving.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 
@@ -44,6 +45,8 @@ Flags:
   --config.KEY=VALUE    change any config key; every key, its default and its allowed
                         values: vireid_jax/config_defaults.py
   --workdir=DIR         checkpoints, summaries and results of the run
+  --compilation_cache=DIR  compiled programs kept for the next start (default
+                        ~/.cache/vireid_jax/xla; 'none' turns it off)
   --verbosity=0         also show the libraries' INFO logs (or VIREID_VERBOSE=1)
 
 Exit status: 0 done; 1 bad input (a path, a dataset, a checkpoint); 2 bad config or
@@ -54,6 +57,10 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (configs/*.py), with --config.key=value overrides.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, summaries, results.")
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache", "~/.cache/vireid_jax/xla",
+    "Folder of JAX's persistent compilation cache (a resumed or repeated run skips "
+    "compiling), or 'none'. JAX_COMPILATION_CACHE_DIR, when set, wins.")
 
 _OVERRIDE = re.compile(r"^--config\.([A-Za-z0-9_.]+)(=|$)")
 
@@ -119,9 +126,28 @@ def parse_flags(argv: list[str]) -> list[str]:
   return rest
 
 
+def use_compilation_cache(folder: str) -> None:
+  """Keeps compiled programs in `folder` (JAX's persistent cache), unless JAX's own variable is set.
+
+  A resumed run (after a preemption) or a second run of the same config then
+  starts without compiling its train step and evaluation again.
+  """
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR") or folder.lower() in ("", "none"):
+    return
+  folder = os.path.expanduser(folder)
+  try:
+    os.makedirs(folder, exist_ok=True)
+  except OSError as e:
+    logging.warning("No compilation cache (%s); every start compiles. Give a writable "
+                    "--compilation_cache=DIR, or --compilation_cache=none.", e)
+    return
+  jax.config.update("jax_compilation_cache_dir", folder)
+
+
 def main(argv) -> None:
   del argv
   console.configure(verbose=flags.FLAGS["verbosity"].present)
+  use_compilation_cache(_COMPILATION_CACHE.value)
   try:
     parallel.maybe_initialize_distributed()
     config = _CONFIG.value

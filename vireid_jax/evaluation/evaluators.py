@@ -11,6 +11,7 @@ picture. Nothing here writes files; the caller decides where results go.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -25,12 +26,12 @@ METRICS_IN_SUMMARIES = ("rank1", "rank10", "rank20", "mAP", "mINP")
 RANK_LIST_TOP_K = 10
 
 
-def make_embed_fn(model: vireid.ViReIDNet, variables, dtype_name: str = "float32"):
-  """(images float32 NHWC normalised, modality) -> L2-normalised embeddings."""
+def make_embed_fn(model: vireid.ViReIDNet, dtype_name: str = "float32") -> features.EmbedFn:
+  """(variables, images float32 NHWC normalised, modality) -> embeddings in float32."""
   dtype = vireid.DTYPES[dtype_name]
   eval_model = model.clone(dtype=dtype)
 
-  def embed(images, modality: int):
+  def embed(variables, images, modality: int):
     out = eval_model.apply(variables, images.astype(dtype), modality, train=False,
                            method=vireid.ViReIDNet.embed)
     return out.astype(jnp.float32)
@@ -38,21 +39,20 @@ def make_embed_fn(model: vireid.ViReIDNet, variables, dtype_name: str = "float32
   return embed
 
 
-def make_test_extractor(config: ml_collections.ConfigDict, model, variables, *, mesh=None,
-                        batch_size: int | None = None):
-  """`extract(paths, modality) -> (N, D)` with the run's evaluation settings (`config.eval`).
+def make_test_extractor(config: ml_collections.ConfigDict, model, *, mesh=None,
+                        batch_size: int | None = None,
+                        cache_images: bool = False) -> features.Extractor:
+  """`extract(paths, modality, variables) -> (N, D)` with the run's evaluation settings.
 
-  Runs on this host's devices. Shared by the evaluation and the user tools
-  (rank lists, plots, feature export).
+  Runs on this host's devices (`config.eval`: dtype, batch size, flip). Shared
+  by the evaluation and the user tools (rank lists, plots, feature export).
   """
   if mesh is None:
     mesh = jax.sharding.Mesh(jax.local_devices(), ("data",))
-  variables = jax.device_put(
-      variables, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   return features.make_extractor(
-      make_embed_fn(model, variables, config.eval.dtype), tuple(config.data.image_size),
+      make_embed_fn(model, config.eval.dtype), tuple(config.data.image_size),
       int(batch_size or config.eval.batch_size), flip=bool(config.eval.flip), mesh=mesh,
-      image_source=datasets.test_image_source(config.data))
+      image_source=datasets.test_image_source(config.data), cache_images=cache_images)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +79,14 @@ class RetrievalEvaluator:
     self.test_set = test_set
     self.trials = int(trials)
     self.prefix = prefix
+    # One extractor for every evaluation of the run: compiled once, test images decoded once.
+    self._extract = make_test_extractor(config, model,
+                                        cache_images=bool(config.eval.cache_images))
 
   def run(self, variables, *, rank_list_queries: int = 0) -> Evaluation:
-    """Evaluates host-local `variables` ({"params", "batch_stats"})."""
-    extract = make_test_extractor(self.config, self.model, variables)
+    """Evaluates `variables` ({"params", "batch_stats"}): host arrays, or device arrays
+    replicated over this host's devices."""
+    extract = functools.partial(self._extract, weights=variables)
     results = self.suite.evaluate(self.test_set, extract, self.config.eval, self.trials)
     picture = None
     if rank_list_queries > 0:

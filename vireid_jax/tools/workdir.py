@@ -9,6 +9,7 @@ TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Sequence
 
 import ml_collections
@@ -33,8 +34,8 @@ class TrainedRun:
 
   def extractor(self, batch_size: int | None = None) -> Callable[[Sequence[str], int], np.ndarray]:
     """`extract(paths, modality) -> float32 (N, D)`, batched on the local devices."""
-    return evaluators.make_test_extractor(self.config, self.model, self.variables,
-                                          batch_size=batch_size)
+    extract = evaluators.make_test_extractor(self.config, self.model, batch_size=batch_size)
+    return functools.partial(extract, weights=self.variables)
 
   def test_data(self):
     """(suite, test set) of the run's dataset."""

@@ -30,8 +30,8 @@ import numpy as np
 import optax
 
 from vireid_jax.data import channel_augment
-from vireid_jax.data.images import IMAGENET_MEAN, IMAGENET_STD
 from vireid_jax.losses import objective
+from vireid_jax.models import inputs as model_inputs_lib
 from vireid_jax.models import vireid
 
 # Loss terms in a fixed order: bit i of `TrainState.first_nonfinite_terms` is term i;
@@ -96,8 +96,7 @@ def next_loss_scale(scale: jax.Array, good_steps: jax.Array,
 def normalize_images(images: jax.Array, dtype) -> jax.Array:
   """uint8 RGB (on device) -> ImageNet-normalised `dtype`. Float input passes through."""
   if images.dtype == jnp.uint8:
-    x = (images.astype(jnp.float32) - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
-    return x.astype(dtype)
+    return model_inputs_lib.normalize(images).astype(dtype)
   return images.astype(dtype)
 
 

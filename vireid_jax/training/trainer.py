@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 from etils import epath
 
-from vireid_jax import config_defaults, fileio
+from vireid_jax import config_defaults, console, fileio
 from vireid_jax.data import datasets
 from vireid_jax.errors import ConfigError, UserError
 from vireid_jax.evaluation import evaluators, report, suites
@@ -219,17 +219,19 @@ def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
   log_every = int(config.log_every_steps)
 
   def evaluate(step: int) -> None:
-    result = evaluator.run(setup.local_variables(state),
+    started = time.perf_counter()
+    result = evaluator.run(evaluation_variables(state),
                            rank_list_queries=int(config.eval.rank_list_images))
-    writer.write_scalars(step, evaluator.scalars(result))
+    seconds = time.perf_counter() - started
+    writer.write_scalars(step, {**evaluator.scalars(result), "time/eval_s": seconds})
     if result.rank_list is not None:
       writer.write_images(step, {"eval/rank_list": result.rank_list[None]})
     headline = parallel.from_process_zero(result.headline)   # every host decides alike
     best = record.add(step, headline)
     if best:
       ckpt.save_best(step, state, headline)
-    log.info("eval   step %d (epoch %g): %s%s", step, step / spe, evaluator.one_line(result),
-             "  <- best" if best else "")
+    log.info("eval   step %d (epoch %g): %s%s (%.1f s)", step, step / spe,
+             evaluator.one_line(result), "  <- best" if best else "", seconds)
 
   check_nonfinite(state, config, ckpt=None)
   if (evaluator and plan.start_step and plan.start_step not in record.evaluations
@@ -267,13 +269,22 @@ def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
         stopping = stop.should_stop(done)      # a signal that came during the evaluation
         save_now = save_now or stopping
       if save_now:
-        ckpt.save(done, state, record.to_json())
+        started = time.perf_counter()
+        ckpt.save(done, state, record.to_json())   # asynchronous: this is the pause it costs
+        progress.pause(time.perf_counter() - started)
       if stopping:
         return stopped(ckpt, done)
     profiler.stop()
     if stop.should_stop(total):
       return stopped(ckpt, total)
   return 0
+
+
+def evaluation_variables(state) -> dict:
+  """The weights to evaluate: left on the devices by one process, host copies with several."""
+  if jax.process_count() == 1:
+    return {"params": state.params, "batch_stats": state.batch_stats}
+  return setup.local_variables(state)
 
 
 def stopped(ckpt, step: int) -> int:
@@ -328,8 +339,10 @@ def write_report(config, model, suite, test_set, state, settings: dict, tags: li
                                             prefix=report.summary_prefix(tags))
   log.info("report: %s checkpoint (step %d), %d gallery trial(s)%s", settings["checkpoint"],
            settings["step"], settings["trials"], f", {' '.join(tags)}" if tags else "")
-  result = evaluator.run(setup.local_variables(state),
+  started = time.perf_counter()
+  result = evaluator.run(evaluation_variables(state),
                          rank_list_queries=int(config.eval.rank_list_images))
+  log.info("report: evaluated in %.1f s", time.perf_counter() - started)
   step = settings["step"]
   writer.write_scalars(step, evaluator.scalars(result))
   if result.rank_list is not None:
@@ -453,7 +466,10 @@ class ProgressLine:
   """One line per log step: step, epoch, losses, lr, speed and ETA; the same numbers to summaries.
 
   The first step (which compiles) is timed on its own and left out of the
-  speed, as is the time of evaluations (`restart_clock`).
+  speed, as are evaluations (`restart_clock`) and checkpoint saves (`pause`).
+  `train/host_cpu_cores` is the CPU time of this process (the input
+  pipeline's threads included) over the wall time of the interval: how many
+  cores the job keeps busy.
   """
 
   def __init__(self, config, plan: RunPlan):
@@ -462,28 +478,40 @@ class ProgressLine:
     self.images_per_step = 2 * int(config.batch.identities) * int(config.batch.instances)
     self.pending: list[dict] = []
     self.t_created = time.time()
-    self.t_last, self.step_last = None, None
+    self.t_last, self.step_last, self.cpu_last, self.paused = None, None, None, 0.0
 
   def add(self, metrics: dict, step: int) -> None:
     self.pending.append(metrics)
     if self.t_last is None:
       jax.block_until_ready(metrics)
-      log.info("train step compiled and run once in %.1f s", time.time() - self.t_created)
+      log.info("train step compiled and run once in %.1f s (%.0f s after the command started)",
+               time.time() - self.t_created, console.seconds_since_process_start())
       self.restart_clock(step)
 
   def restart_clock(self, step: int) -> None:
-    self.t_last, self.step_last = time.time(), step
+    self.t_last, self.step_last, self.paused = time.time(), step, 0.0
+    self.cpu_last = time.process_time()
+
+  def pause(self, seconds: float) -> None:
+    """Leaves `seconds` (a checkpoint save) out of the speed of the current interval."""
+    self.paused += seconds
 
   def write(self, writer, step: int) -> None:
     fetched = jax.device_get(self.pending)
     self.pending = []
     mean = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
     steps = step - self.step_last
-    sec_per_step = (time.time() - self.t_last) / steps if steps > 0 else float("nan")
+    wall = time.time() - self.t_last
+    cpu = time.process_time() - self.cpu_last
+    sec_per_step = (wall - self.paused) / steps if steps > 0 else float("nan")
+    paused = self.paused
     self.restart_clock(step)
     if steps > 0:
       mean["train/step_time_s"] = sec_per_step
       mean["train/images_per_s"] = self.images_per_step / max(sec_per_step, 1e-9)
+      mean["train/host_cpu_cores"] = cpu / max(wall, 1e-9)
+      if paused:
+        mean["time/save_s"] = paused
     mean["train/epoch"] = step / self.steps_per_epoch
     writer.write_scalars(step, mean)
     terms = [f"{name} {mean[f'loss/{name}']:.3f}" for name in ("id", "tri")

@@ -21,12 +21,19 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--images_per_cam", type=int, nargs=2, default=None, metavar=("MIN", "MAX"))
   parser.add_argument("--image_size", type=int, nargs=2, default=(128, 64), metavar=("H", "W"))
+  parser.add_argument("--test_ids", type=int, default=None,
+                      help="sysu layout: test identities (default 30%%; SYSU-MM01: 96 of 491)")
+  parser.add_argument("--val_ids", type=int, default=None,
+                      help="sysu layout: validation identities (default 10%%; SYSU-MM01: 99)")
+  parser.add_argument("--workers", type=int, default=1,
+                      help="processes rendering images (the files do not depend on it)")
   parser.add_argument("--sample_sheet", default="", help="also write a PNG grid of samples here")
   args = parser.parse_args(argv)
   if args.sample_sheet:
     refuse_existing(args.sample_sheet)   # before the work, not after
   generate(args.layout, args.out, num_ids=args.num_ids, seed=args.seed,
-           images_per_cam=args.images_per_cam, image_size=args.image_size)
+           images_per_cam=args.images_per_cam, image_size=args.image_size,
+           test_ids=args.test_ids, val_ids=args.val_ids, workers=args.workers)
   print(f"Wrote a synthetic {args.layout}-layout dataset with {args.num_ids} ids to {args.out}")
   if args.sample_sheet:
     sample_sheet(args.out, args.layout, args.sample_sheet)

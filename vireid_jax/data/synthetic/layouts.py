@@ -41,7 +41,8 @@ def _check_args(layout: str, out: str, num_ids: int, images_per_cam, image_size)
 
 def generate(layout: str, out: str, num_ids: int = 40, seed: int = 0,
              images_per_cam: Sequence[int] | None = None,
-             image_size: Sequence[int] = (128, 64)) -> None:
+             image_size: Sequence[int] = (128, 64), *, test_ids: int | None = None,
+             val_ids: int | None = None, workers: int = 1) -> None:
   """Writes a synthetic dataset in the SYSU-MM01 or RegDB layout under `out`.
 
   Args:
@@ -55,12 +56,27 @@ def generate(layout: str, out: str, num_ids: int = 40, seed: int = 0,
       default (4, 12) for SYSU and (10, 10) (the real count) for RegDB, where
       it is the number per identity and modality.
     image_size: (height, width) of every image.
+    test_ids, val_ids: SYSU layout: identities in the test and validation
+      splits (default about 30% and 10%; SYSU-MM01 itself has 96 and 99 of 491).
+    workers: processes that render images (the files do not depend on it).
   """
   images_per_cam = images_per_cam or DEFAULT_IMAGES_PER_CAM.get(layout, (1, 1))
   lo, hi = _check_args(layout, out, num_ids, images_per_cam, image_size)
   h, w = (int(v) for v in image_size)
+  split = {}
+  if layout == "sysu":
+    n_test, n_val = sysu_layout.split_sizes(num_ids, test_ids, val_ids)
+    if min(n_test, n_val) < 1 or n_test + n_val > num_ids - 1:
+      raise ValueError(f"test_ids={n_test}, val_ids={n_val} of num_ids={num_ids}: each split "
+                       "needs at least one identity and training at least one.")
+    split = {"test_ids": n_test, "val_ids": n_val}
+  elif test_ids is not None or val_ids is not None:
+    raise ValueError("test_ids and val_ids set the SYSU layout's split; RegDB splits each "
+                     "of its 10 trials in half.")
   os.makedirs(out, exist_ok=True)
-  writer = sysu_layout if layout == "sysu" else regdb_layout
-  writer.write(out, num_ids, seed, lo, hi, h, w)
+  if layout == "sysu":
+    sysu_layout.write(out, num_ids, seed, lo, hi, h, w, workers=workers, **split)
+  else:
+    regdb_layout.write(out, num_ids, seed, lo, hi, h, w, workers=workers)
   write_marker(out, layout=layout, num_ids=num_ids, seed=seed, images_per_cam=(lo, hi),
-               image_size=(h, w))
+               image_size=(h, w), **({} if test_ids is None and val_ids is None else split))

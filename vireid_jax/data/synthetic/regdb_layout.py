@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from vireid_jax.data.synthetic.cameras import REGDB_CAMERAS, to_infrared, to_vis
 from vireid_jax.data.synthetic.identity import sample_person
 from vireid_jax.data.synthetic.scenes import make_scene
 from vireid_jax.data.synthetic.shot import render_scene, sample_nuisance
+from vireid_jax.data.synthetic.workers import run_items
 
 
 def regdb_file_name(gender: str, view: str, modality: str, frame: int, pid: int) -> str:
@@ -19,32 +21,21 @@ def regdb_file_name(gender: str, view: str, modality: str, frame: int, pid: int)
   return f"{gender}_{view}_{modality}_{frame:05d}_{pid}.bmp"
 
 
-def write(out: str, num_ids: int, seed: int, lo: int, hi: int, h: int, w: int) -> None:
+def write(out: str, num_ids: int, seed: int, lo: int, hi: int, h: int, w: int, *,
+          workers: int = 1) -> None:
   """RegDB: one co-registered visible/thermal camera pair, so each shot exists in both."""
-  vis_cam, ir_cam = REGDB_CAMERAS[1], REGDB_CAMERAS[2]
-  scene = make_scene("regdb", seed, h, w)
-  files = {}   # pid -> (visible relpaths, thermal relpaths)
-  frame = 0
-  for pid in range(1, num_ids + 1):
-    person = sample_person(pid, np.random.default_rng([seed, 1, pid]))
-    view = str(np.random.default_rng([seed, 7, pid]).choice(["front", "back"]))
-    n = int(np.random.default_rng([seed, 4, pid]).integers(lo, hi + 1))
-    vis, th = [], []
+  counts = {pid: int(np.random.default_rng([seed, 4, pid]).integers(lo, hi + 1))
+            for pid in range(1, num_ids + 1)}
+  first_frame, frame = {}, 0         # frames are numbered across people, in id order
+  for pid in sorted(counts):
+    first_frame[pid] = frame + 1
+    frame += counts[pid]
+  for pid in counts:
     for sub in ("Visible", "Thermal"):
       os.makedirs(os.path.join(out, sub, str(pid)), exist_ok=True)
-    for k in range(n):
-      frame += 1
-      rng = np.random.default_rng([seed, 6, pid, 0, k])
-      nz = sample_nuisance(rng, scene.shape, h, w, views=(view,), view_probs=(1.0,))
-      nz = dataclasses.replace(nz, pose=dataclasses.replace(nz.pose, facing=1))
-      canvas = render_scene(person, scene, nz, h, w)
-      rel_v = f"Visible/{pid}/{regdb_file_name(person.gender, view, 'v', frame, pid)}"
-      rel_t = f"Thermal/{pid}/{regdb_file_name(person.gender, view, 't', frame, pid)}"
-      Image.fromarray(to_visible(canvas, vis_cam, nz, rng), "RGB").save(os.path.join(out, rel_v))
-      Image.fromarray(to_infrared(canvas, ir_cam, nz, rng), "L").save(os.path.join(out, rel_t))
-      vis.append(rel_v)
-      th.append(rel_t)
-    files[pid] = (vis, th)
+  items = [(out, seed, h, w, pid, counts[pid], first_frame[pid]) for pid in sorted(counts)]
+  run_items(_write_person, items, workers)
+  files = {pid: _relative_paths(seed, pid, counts[pid], first_frame[pid]) for pid in counts}
   os.makedirs(os.path.join(out, "idx"), exist_ok=True)
   pids = sorted(files)
   for trial in range(1, 11):
@@ -60,3 +51,36 @@ def write(out: str, num_ids: int, seed: int, lo: int, hi: int, h: int, w: int) -
           for pid in ids:
             for rel in files[pid][m]:
               f.write(f"{rel} {label_of[pid]}\n")
+
+
+def _person(seed: int, pid: int):
+  person = sample_person(pid, np.random.default_rng([seed, 1, pid]))
+  view = str(np.random.default_rng([seed, 7, pid]).choice(["front", "back"]))
+  return person, view
+
+
+def _relative_paths(seed: int, pid: int, n: int, first_frame: int) -> tuple[list[str], list[str]]:
+  person, view = _person(seed, pid)
+  frames = range(first_frame, first_frame + n)
+  return ([f"Visible/{pid}/{regdb_file_name(person.gender, view, 'v', f, pid)}" for f in frames],
+          [f"Thermal/{pid}/{regdb_file_name(person.gender, view, 't', f, pid)}" for f in frames])
+
+
+@functools.lru_cache(maxsize=None)
+def _scene(seed: int, h: int, w: int) -> np.ndarray:
+  return make_scene("regdb", seed, h, w)
+
+
+def _write_person(item) -> None:
+  """One person's visible/thermal pairs: a pure function of the item."""
+  out, seed, h, w, pid, n, first_frame = item
+  vis_cam, ir_cam = REGDB_CAMERAS[1], REGDB_CAMERAS[2]
+  scene = _scene(seed, h, w)
+  person, view = _person(seed, pid)
+  for k, (rel_v, rel_t) in enumerate(zip(*_relative_paths(seed, pid, n, first_frame))):
+    rng = np.random.default_rng([seed, 6, pid, 0, k])
+    nz = sample_nuisance(rng, scene.shape, h, w, views=(view,), view_probs=(1.0,))
+    nz = dataclasses.replace(nz, pose=dataclasses.replace(nz.pose, facing=1))
+    canvas = render_scene(person, scene, nz, h, w)
+    Image.fromarray(to_visible(canvas, vis_cam, nz, rng), "RGB").save(os.path.join(out, rel_v))
+    Image.fromarray(to_infrared(canvas, ir_cam, nz, rng), "L").save(os.path.join(out, rel_t))

@@ -1,0 +1,236 @@
+"""What a whole-job run measured (`benchmarks/whole_job.sh run`), and the whole recipe from it.
+
+  python -m benchmarks.whole_job_report --workdir=W --log=NAME.log --step=NAME_step.json \
+      [--gpu=NAME_gpu.csv] [--out=NAME_summary.json]
+
+Reads the workdir (`metrics.jsonl`, `results.json`, `config.json`, `run_info.jsonl`),
+the console log of the commands (start-up lines, evaluation and report times, the
+stops) and the step-alone report of `benchmarks.step_speed`, and prints:
+
+* training images/s between log lines (evaluations and checkpoint saves left out;
+  the first interval of each command, which holds the compiled step's first run,
+  too) and its ratio to the step alone;
+* each command's wall time, its time to the first step and its exit status;
+  the stop (SIGTERM to exit) and the resume (command start to first step) costs;
+* the pause of each periodic evaluation and checkpoint save, and the report;
+* host CPU cores busy, GPU utilisation samples;
+* the continuity checks: every log step once, every due evaluation present, a
+  complete `results.json`;
+* the whole recipe extrapolated to the config's `num_epochs` (RECIPE_EPOCHS if
+  given): start-up + steps at the measured speed + evaluations + saves + report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+
+# Console lines of `python -m vireid_jax.main` (trainer.py) and of whole_job.sh.
+FIRST_STEP = re.compile(r"train step compiled and run once in ([\d.]+) s \(([\d.]+) s after")
+EVAL = re.compile(r"eval\s+step (\d+) .*\(([\d.]+) s\)$")
+REPORT = re.compile(r"report: evaluated in ([\d.]+) s")
+COMMAND_END = re.compile(r"=== command (\d+): exit (\d+), wall ([\d.]+) s")
+STOPPED = re.compile(r"Stopped at step (\d+)")
+RESUMING = re.compile(r"resuming at step (\d+)")
+
+
+def read_jsonl(path: str) -> list[dict]:
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def commands_from_log(text: str) -> list[dict]:
+  """One dict per command of whole_job.sh: exit status, wall time, start-up, evaluations."""
+  commands, current = [], {"evals": [], "report_s": None}
+  for line in text.splitlines():
+    if m := FIRST_STEP.search(line):
+      current["compile_and_first_step_s"] = float(m.group(1))
+      current["to_first_step_s"] = float(m.group(2))
+    elif m := EVAL.search(line):
+      current["evals"].append({"step": int(m.group(1)), "seconds": float(m.group(2))})
+    elif m := REPORT.search(line):
+      current["report_s"] = float(m.group(1))
+    elif m := STOPPED.search(line):
+      current["stopped_at"] = int(m.group(1))
+    elif m := RESUMING.search(line):
+      current["resumed_at"] = int(m.group(1))
+    elif m := COMMAND_END.search(line):
+      current.update(exit=int(m.group(2)), wall_s=float(m.group(3)))
+      commands.append(current)
+      current = {"evals": [], "report_s": None}
+  return commands
+
+
+def speed(rows: list[dict], images_per_step: int, start_steps: list[int]) -> dict:
+  """Images/s over the log intervals, the first interval of each command left out.
+
+  `start_steps`: the step each command started at. The first interval of a command
+  holds its input pipeline's warm-up (the compiled first step is already left out
+  by the trainer). The speed is images per step over the mean step time of the
+  intervals (each interval's `train/step_time_s` excludes evaluations and saves).
+  """
+  train = [r for r in rows if "train/step_time_s" in r]
+  firsts = set()
+  for start in start_steps:
+    after = [r["step"] for r in train if r["step"] > start]
+    if after:
+      firsts.add(min(after))
+  kept = [r for r in train if r["step"] not in firsts]
+  if not kept:
+    return {}
+  per_interval = [r["train/images_per_s"] for r in kept]
+  return {
+      "intervals": len(kept),
+      "images_per_s": images_per_step / statistics.fmean(r["train/step_time_s"] for r in kept),
+      "images_per_s_median": statistics.median(per_interval),
+      "images_per_s_min": min(per_interval),
+      "images_per_s_max": max(per_interval),
+      "host_cpu_cores_median": statistics.median(r.get("train/host_cpu_cores", 0.0)
+                                                 for r in kept),
+      "save_s": [r["time/save_s"] for r in train if "time/save_s" in r],
+  }
+
+
+def continuity(rows: list[dict], results: dict | None, spe: int, total: int,
+               eval_every: int) -> dict:
+  """Whether the resumed run is the interrupted one continued: each check True or False."""
+  train_steps = [r["step"] for r in rows if "loss/total" in r]
+  eval_steps = sorted({r["step"] for r in rows
+                       if any(k.startswith("eval/") and k.endswith("/rank1") for k in r)})
+  due = [s for s in range(1, total + 1)
+         if eval_every and (s % (eval_every * spe) == 0 or s == total)]
+  protocols = {k: v for k, v in (results or {}).items() if isinstance(v, dict) and "rank1" in v}
+  return {
+      "log_steps_each_once": len(train_steps) == len(set(train_steps)),
+      "log_steps_increasing": train_steps == sorted(train_steps),
+      "last_logged_step": max(train_steps) if train_steps else None,
+      "evaluations_due": due,
+      "evaluations_done": eval_steps,
+      "every_due_evaluation_done": set(due) <= set(eval_steps),
+      "results_protocols": sorted(protocols),
+      "results_trials": sorted({int(v.get("trials", 0)) for v in protocols.values()}),
+      "results_complete": bool(protocols) and all(int(v.get("trials", 0)) == 10
+                                                  for v in protocols.values()),
+  }
+
+
+def extrapolate(epochs: int, spe: int, images_per_step: int, speed_s: dict, commands: list[dict],
+                eval_every: int) -> dict:
+  """Wall time of the whole recipe: a fresh start, every step, evaluation and save, the report."""
+  evals = [e["seconds"] for c in commands for e in c["evals"]]
+  first = commands[0] if commands else {}
+  saves = speed_s.get("save_s") or [0.0]
+  reports = [c["report_s"] for c in commands if c.get("report_s")]
+  parts = {
+      "start_to_first_step_s": first.get("to_first_step_s", 0.0),
+      "steps_s": epochs * spe * images_per_step / speed_s["images_per_s"],
+      "evaluations_s": (epochs // eval_every if eval_every else 0) * (
+          statistics.median(evals) if evals else 0.0),
+      "saves_s": epochs * statistics.median(saves),
+      "report_s": reports[-1] if reports else 0.0,
+  }
+  parts["total_s"] = sum(parts.values())
+  parts["epochs"], parts["steps_per_epoch"] = epochs, spe
+  return parts
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--workdir", required=True)
+  ap.add_argument("--log", required=True)
+  ap.add_argument("--step", required=True, help="step_speed JSON of the same config and batch")
+  ap.add_argument("--gpu", default="", help="nvidia-smi samples: timestamp, utilization %, MiB")
+  ap.add_argument("--recipe_epochs", type=int, default=0,
+                  help="epochs of the whole recipe (default: num_epochs of the run)")
+  ap.add_argument("--out", default="")
+  args = ap.parse_args()
+
+  with open(os.path.join(args.workdir, "config.json")) as f:
+    config = json.load(f)
+  info = read_jsonl(os.path.join(args.workdir, "run_info.jsonl"))[-1]
+  spe, total = int(info["steps_per_epoch"]), int(info["total_steps"])
+  images_per_step = 2 * config["batch"]["identities"] * config["batch"]["instances"]
+  eval_every = int(config["eval"]["every_epochs"])
+  rows = read_jsonl(os.path.join(args.workdir, "metrics.jsonl"))
+  results = None
+  if os.path.exists(os.path.join(args.workdir, "results.json")):
+    with open(os.path.join(args.workdir, "results.json")) as f:
+      results = json.load(f)
+  with open(args.log) as f:
+    commands = commands_from_log(f.read())
+  with open(args.step) as f:
+    step_report = json.load(f)
+  step_alone = max(r["images_per_s"] for r in step_report["results"] if r["batch"] == images_per_step)
+
+  starts = [0] + [c["resumed_at"] for c in commands if "resumed_at" in c]
+  measured = speed(rows, images_per_step, starts)
+  summary = {
+      "config": {"num_epochs_run": config["num_epochs"], "steps_per_epoch": spe,
+                 "images_per_step": images_per_step, "eval_every_epochs": eval_every},
+      "step_alone_images_per_s": step_alone,
+      "main_job": measured,
+      "ratio_to_step_alone": measured["images_per_s"] / step_alone if measured else None,
+      "commands": commands,
+      "continuity": continuity(rows, results, spe, total, eval_every),
+  }
+  stops = [c for c in commands if "stopped_at" in c]
+  resumes = [c for c in commands[1:] if "to_first_step_s" in c]
+  summary["resume_to_first_step_s"] = [c["to_first_step_s"] for c in resumes]
+  if args.gpu and os.path.exists(args.gpu):
+    util = []
+    with open(args.gpu) as f:
+      for line in f:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) >= 2 and parts[1].replace(".", "").isdigit():
+          util.append(float(parts[1]))
+    if util:
+      summary["gpu_utilization_samples"] = {"n": len(util), "median": statistics.median(util),
+                                            "mean": statistics.fmean(util)}
+  epochs = args.recipe_epochs or int(config["num_epochs"])
+  if measured:
+    summary["recipe"] = extrapolate(epochs, spe, images_per_step, measured, commands, eval_every)
+
+  print(f"step alone: {step_alone:,.0f} images/s; main job between log lines: "
+        f"{measured.get('images_per_s', float('nan')):,.0f} images/s over "
+        f"{measured.get('intervals', 0)} intervals (median "
+        f"{measured.get('images_per_s_median', float('nan')):,.0f}, "
+        f"{measured.get('images_per_s_min', float('nan')):,.0f}-"
+        f"{measured.get('images_per_s_max', float('nan')):,.0f}) = "
+        f"{100 * (summary['ratio_to_step_alone'] or float('nan')):.1f}% of the step; "
+        f"host CPU cores busy (median) {measured.get('host_cpu_cores_median', float('nan')):.1f}")
+  for i, c in enumerate(commands, 1):
+    evals = ", ".join(f"{e['seconds']:.1f}" for e in c["evals"])
+    print(f"command {i}: exit {c.get('exit')}, wall {c.get('wall_s', 0):.1f} s, first step "
+          f"{c.get('to_first_step_s', float('nan')):.1f} s after its start (compile + first run "
+          f"{c.get('compile_and_first_step_s', float('nan')):.1f} s)"
+          + (f", stopped at step {c['stopped_at']}" if "stopped_at" in c else "")
+          + (f", resumed at step {c['resumed_at']}" if "resumed_at" in c else "")
+          + (f"; evaluations {evals} s" if evals else "")
+          + (f"; report {c['report_s']:.1f} s" if c.get("report_s") else ""))
+  if measured.get("save_s"):
+    print(f"checkpoint save pauses: median {statistics.median(measured['save_s']):.3f} s "
+          f"(n={len(measured['save_s'])})")
+  if stops:
+    print(f"stops: {len(stops)}; resume to first step: "
+          f"{', '.join(f'{s:.1f}' for s in summary['resume_to_first_step_s'])} s")
+  if "gpu_utilization_samples" in summary:
+    g = summary["gpu_utilization_samples"]
+    print(f"GPU utilisation (nvidia-smi, {g['n']} samples over all commands): median "
+          f"{g['median']:.0f}%, mean {g['mean']:.0f}%")
+  print("continuity:", json.dumps(summary["continuity"]))
+  if "recipe" in summary:
+    r = summary["recipe"]
+    print(f"whole recipe, {r['epochs']} epochs x {r['steps_per_epoch']} steps: "
+          f"{r['total_s'] / 60:.1f} min = start {r['start_to_first_step_s']:.0f} s + steps "
+          f"{r['steps_s']:.0f} s + evaluations {r['evaluations_s']:.0f} s + saves "
+          f"{r['saves_s']:.0f} s + report {r['report_s']:.0f} s")
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(summary, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
