@@ -63,6 +63,8 @@ def generate(layout: str, out: str, num_ids: int = 40, seed: int = 0,
   images_per_cam = images_per_cam or DEFAULT_IMAGES_PER_CAM.get(layout, (1, 1))
   lo, hi = _check_args(layout, out, num_ids, images_per_cam, image_size)
   h, w = (int(v) for v in image_size)
+  if int(workers) < 1:
+    raise ValueError(f"workers={workers}: give 1 or more processes.")
   split = {}
   if layout == "sysu":
     n_test, n_val = sysu_layout.split_sizes(num_ids, test_ids, val_ids)
