@@ -272,6 +272,7 @@ def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
         stopping = stop.should_stop(done)      # a signal that came during the evaluation
         save_now = save_now or stopping
       if save_now:
+        jax.block_until_ready(state)    # the steps in flight first: they are training time
         started = time.perf_counter()
         ckpt.save(done, state, record.to_json())   # asynchronous: this is the pause it costs
         progress.pause(time.perf_counter() - started)
