@@ -210,3 +210,41 @@ def test_loss_scale_schedule():
   assert float(scale) == train_step_lib.MIN_LOSS_SCALE        # never below the floor
   scale, good = nxt(jnp.float32(8.0), jnp.int32(5), jnp.bool_(False))
   assert float(scale) == 8.0 and int(good) == 6
+
+
+def test_a_new_loss_term_declared_once_reaches_summaries_progress_line_and_nonfinite_report(
+    monkeypatch):
+  """objective.TERMS is the one list: a term added there (and returned by the objective)
+  shows in the step's metrics, the console line and the NaN report without other edits."""
+  from vireid_jax.losses import objective  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(objective, "TERMS", objective.TERMS[:-1] + (
+      objective.LossTerm("extra", "extra", digits=2),) + objective.TERMS[-1:])
+  plain = objective.total_loss
+
+  def with_extra(outputs, labels, loss_cfg, num_visible):
+    total, terms = plain(outputs, labels, loss_cfg, num_visible)
+    terms["extra"] = jnp.float32(np.nan) * terms["id"]   # a term that goes bad
+    return total, terms
+  monkeypatch.setattr(objective, "total_loss", with_extra)
+
+  c = tiny_config()
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  model = setup.build_model(c, num_classes=10)
+  v = setup.init_variables(c, model, mesh, jax.random.key(0))
+  tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
+  state = train_step_lib.create_train_state(v, tx)
+  step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+  state, metrics = step(state, parallel.to_global_batch(tiny_batch(0, c, 10), mesh))
+  assert "loss/extra" in metrics
+  assert train_step_lib.describe_nonfinite(int(state.first_nonfinite_terms)) == ["extra"]
+  line = trainer.loss_groups({k: float(v) for k, v in metrics.items()})
+  assert line.startswith("id ") and "extra nan" in line and "total" not in line
+
+  def undeclared(outputs, labels, loss_cfg, num_visible):
+    total, terms = plain(outputs, labels, loss_cfg, num_visible)
+    terms["forgotten"] = terms["id"]
+    return total, terms
+  monkeypatch.setattr(objective, "total_loss", undeclared)
+  step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+  with pytest.raises(ValueError, match="forgotten.*not declared in objective.TERMS"):
+    step(state, parallel.to_global_batch(tiny_batch(1, c, 10), mesh))

@@ -11,6 +11,8 @@ they are static under jit.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Callable, Mapping
 
 import jax
@@ -20,6 +22,39 @@ from vireid_jax.data.records import INFRARED, MODALITY_NAMES, VISIBLE
 from vireid_jax.losses import classification, distribution, triplet
 
 MODALITIES = (MODALITY_NAMES[VISIBLE], MODALITY_NAMES[INFRARED])   # batch row order
+
+
+@dataclasses.dataclass(frozen=True)
+class LossTerm:
+  """One term of the objective, as everything outside the objective sees it.
+
+  Attributes:
+    name: its key in `total_loss`'s terms and in the summaries (`loss/<name>`).
+    group: the progress line shows each group once, the sum of its terms.
+    digits: decimals on the progress line.
+  """
+  name: str
+  group: str
+  digits: int = 3
+
+
+# Every term `total_loss` can return, in a fixed order (the train step's non-finite
+# bitmask numbers them by it). A new term is declared here and nowhere else: the
+# summaries, the progress line and the non-finite report follow this list.
+TERMS = (
+    LossTerm("id", "id"),
+    LossTerm("tri", "tri"),
+    LossTerm("intra_id_visible", "intra"),
+    LossTerm("intra_tri_visible", "intra"),
+    LossTerm("intra_id_infrared", "intra"),
+    LossTerm("intra_tri_infrared", "intra"),
+    LossTerm("dist", "dist", digits=4),
+    LossTerm("total", "total", digits=4),
+)
+
+
+def term_names() -> tuple[str, ...]:
+  return tuple(t.name for t in TERMS)
 
 
 def triplet_fn(loss_cfg: Mapping[str, Any]) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -48,9 +83,8 @@ def total_loss(outputs: Mapping[str, Any], labels: jax.Array, loss_cfg: Mapping[
     loss_cfg: `config.loss`.
     num_visible: N (static).
 
-  Terms: "id", "tri", "intra_id_visible", "intra_tri_visible",
-  "intra_id_infrared", "intra_tri_infrared", "dist", "total" and "accuracy"
-  (of the shared classifier; not part of the loss).
+  Terms: those of `TERMS` whose weight is not zero, and "accuracy" (of the
+  shared classifier; not part of the loss).
   """
   n = int(num_visible)
   shared = outputs["shared"]

@@ -34,13 +34,11 @@ from vireid_jax.losses import objective
 from vireid_jax.models import inputs as model_inputs_lib
 from vireid_jax.models import vireid
 
-# Loss terms in a fixed order: bit i of `TrainState.first_nonfinite_terms` is term i;
+# Bit i of `TrainState.first_nonfinite_terms` is loss term i of `objective.TERMS`;
 # bit GRADIENTS_BIT marks non-finite gradients, UPDATE_BIT finite gradients whose
 # update overflowed the parameters (e.g. a learning rate far too large).
 GRADIENTS_BIT = 30
 UPDATE_BIT = 29
-TERM_NAMES = ("id", "tri", "intra_id_visible", "intra_tri_visible",
-              "intra_id_infrared", "intra_tri_infrared", "dist", "total")
 
 # Dynamic loss scaling for float16 (GradScaler's defaults). Below MIN_LOSS_SCALE a
 # non-finite gradient is no longer taken for an overflow but reported as a fault.
@@ -62,7 +60,7 @@ class TrainState:
   opt_state: Any
   nonfinite_count: jax.Array         # steps whose update was dropped
   first_nonfinite_step: jax.Array    # -1 when none
-  first_nonfinite_terms: jax.Array   # bitmask over TERM_NAMES (+ GRADIENTS_BIT, UPDATE_BIT)
+  first_nonfinite_terms: jax.Array   # bitmask over objective.TERMS (+ GRADIENTS_BIT, UPDATE_BIT)
   loss_scale: jax.Array              # float32; 1 unless float16 compute (module docstring)
   loss_scale_good_steps: jax.Array   # good steps since the scale last changed
 
@@ -130,7 +128,12 @@ def _all_finite(tree) -> jax.Array:
 
 def nonfinite_bits(terms: dict[str, jax.Array], grads, new_params=None) -> jax.Array:
   bits = jnp.zeros((), jnp.int32)
-  for i, name in enumerate(TERM_NAMES):
+  names = objective.term_names()
+  undeclared = sorted(set(terms) - set(names) - {"accuracy"})
+  if undeclared or len(names) >= UPDATE_BIT:
+    raise ValueError(f"Loss terms {undeclared} are not declared in objective.TERMS (or "
+                     f"{len(names)} terms overflow the non-finite bitmask).")
+  for i, name in enumerate(names):
     if name in terms:
       bits = bits | jnp.where(jnp.isfinite(terms[name]), 0, 1 << i)
   bits = bits | jnp.where(_all_finite(grads), 0, 1 << GRADIENTS_BIT)
@@ -140,7 +143,7 @@ def nonfinite_bits(terms: dict[str, jax.Array], grads, new_params=None) -> jax.A
 
 
 def describe_nonfinite(bits: int) -> list[str]:
-  names = [n for i, n in enumerate(TERM_NAMES) if bits & (1 << i)]
+  names = [n for i, n in enumerate(objective.term_names()) if bits & (1 << i)]
   if bits & (1 << GRADIENTS_BIT):
     names.append("gradients")
   if bits & (1 << UPDATE_BIT):

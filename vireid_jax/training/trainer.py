@@ -41,6 +41,7 @@ from vireid_jax import config_defaults, console, fileio
 from vireid_jax.data import datasets
 from vireid_jax.errors import ConfigError, UserError
 from vireid_jax.evaluation import evaluators, report, suites
+from vireid_jax.losses import objective
 from vireid_jax.training import checkpointing, parallel, periodic, run_info, setup, summaries
 from vireid_jax.training import train_step as train_step_lib
 
@@ -517,19 +518,24 @@ class ProgressLine:
         mean["time/save_s"] = paused
     mean["train/epoch"] = step / self.steps_per_epoch
     writer.write_scalars(step, mean)
-    terms = [f"{name} {mean[f'loss/{name}']:.3f}" for name in ("id", "tri")
-             if f"loss/{name}" in mean]
-    intra = [v for k, v in mean.items() if k.startswith("loss/intra_")]
-    if intra:
-      terms.append(f"intra {sum(intra):.3f}")
-    if "loss/dist" in mean:
-      terms.append(f"dist {mean['loss/dist']:.4f}")
     speed = (f" | {sec_per_step:.3f} s/step, {mean['train/images_per_s']:.0f} img/s, ETA "
              f"{format_duration((self.total - step) * sec_per_step)}" if steps > 0 else "")
     log.info("step %*d/%d | epoch %.2f | loss %.4f (%s) | lr %.3g%s",
              len(str(self.total)), step, self.total, step / self.steps_per_epoch,
-             mean.get("loss/total", float("nan")), ", ".join(terms),
+             mean.get("loss/total", float("nan")), loss_groups(mean),
              mean.get("train/lr_new", float("nan")), speed)
+
+
+def loss_groups(mean: dict[str, float]) -> str:
+  """`id 2.535, tri 0.867, intra 6.545, dist 1.9678`: each group of `objective.TERMS` summed."""
+  groups: dict[str, tuple[float, int]] = {}
+  for term in objective.TERMS:
+    value = mean.get(f"loss/{term.name}")
+    if value is None or term.group == "total":
+      continue
+    total, digits = groups.get(term.group, (0.0, term.digits))
+    groups[term.group] = (total + value, digits)
+  return ", ".join(f"{group} {value:.{digits}f}" for group, (value, digits) in groups.items())
 
 
 def format_duration(seconds: float) -> str:
