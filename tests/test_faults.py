@@ -32,7 +32,7 @@ from vireid_jax import config_defaults
 from vireid_jax.data import check, images, pipeline, synthetic, sysu
 from vireid_jax.data.records import VISIBLE
 from vireid_jax.losses import objective
-from vireid_jax.training import checkpointing, run_info, setup, trainer
+from vireid_jax.training import checkpointing, nonfinite, reporting, run_info, setup, trainer
 from vireid_jax.training import train_step as train_step_lib
 
 from runs import (ROOT, TINY, TOTAL_STEPS, command, digest, metrics_by_step, run_watching,
@@ -190,7 +190,7 @@ def test_a_checkpoint_of_another_model_config_is_refused_naming_the_keys(e2e):
   other = tiny_config(e2e.data, model__branch_head_dim=48, mode="eval",
                       eval__checkpoint="latest")
   with pytest.raises(checkpointing.CheckpointMismatchError) as e:
-    trainer.evaluate_run(other, e2e.reference, ["model.branch_head_dim", "eval.checkpoint"])
+    reporting.evaluate_run(other, e2e.reference, ["model.branch_head_dim", "eval.checkpoint"])
   msg = str(e.value)
   assert re.search(r"params/branch_(visible|infrared)/\w+/\w+: checkpoint \((\d+, )*32,?\), "
                    r"this config \((\d+, )*48,?\)", msg), msg
@@ -211,7 +211,7 @@ def test_eval_without_a_complete_checkpoint_says_so(tiny_sysu_root, tmp_path):
   c = tiny_config(tiny_sysu_root, mode="eval", eval__checkpoint="latest")
   run_info.write(str(tmp_path), c, extra={"num_classes": 8, "steps_per_epoch": 2})
   with pytest.raises(FileNotFoundError, match=r"No checkpoint in .*checkpoints\. Train first"):
-    trainer.evaluate_run(c, str(tmp_path), ["eval.checkpoint"])
+    reporting.evaluate_run(c, str(tmp_path), ["eval.checkpoint"])
 
 
 # ---------------------------------------------------------------------------- NaN and Inf
@@ -329,8 +329,8 @@ def test_an_update_that_overflows_the_parameters_is_dropped_and_named():
     np.testing.assert_array_equal(a, b)
   assert train_step_lib.describe_nonfinite(int(new.first_nonfinite_terms)) == [
       "parameters after the update"]
-  with pytest.raises(trainer.NonFiniteLossError, match=r"at step 1 .*parameters after the update"):
-    trainer.check_nonfinite(new, cfg, ckpt=None)
+  with pytest.raises(nonfinite.NonFiniteLossError, match=r"at step 1 .*parameters after the update"):
+    nonfinite.check_nonfinite(new, cfg, ckpt=None)
 
 
 # ---------------------------------------------------------------------------- bad data

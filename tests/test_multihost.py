@@ -41,10 +41,10 @@ TIMEOUT_S = 600          # one start of one process, compiling included
 CHILD = textwrap.dedent("""
     import json, os, sys, time
     from vireid_jax import main
-    from vireid_jax.training import setup, trainer
+    from vireid_jax.training import progress, setup
 
     record, pause_at = os.environ.get("RECORD_IDS"), int(os.environ.get("PAUSE_AT", "0"))
-    dataset_batches, add = setup.dataset_batches, trainer.ProgressLine.add
+    dataset_batches, add = setup.dataset_batches, progress.ProgressLine.add
 
     def recorded_batches(config, train_set):
       source = dataset_batches(config, train_set)
@@ -68,7 +68,7 @@ CHILD = textwrap.dedent("""
 
     if record:
       setup.dataset_batches = recorded_batches
-    trainer.ProgressLine.add = paused_add
+    progress.ProgressLine.add = paused_add
     sys.argv = ["vireid_jax.main"] + sys.argv[1:]
     main.run()
 """)

@@ -20,7 +20,7 @@ from vireid_jax import config_defaults, fileio
 from vireid_jax.errors import ConfigError, UserError
 from vireid_jax.data import datasets
 from vireid_jax.evaluation import report
-from vireid_jax.training import checkpointing, run_info, summaries, trainer
+from vireid_jax.training import checkpointing, reporting, run_info, summaries
 
 URL = "gs://bucket/run"
 
@@ -85,7 +85,7 @@ def test_workdir_files_are_written_to_the_store_and_read_back(store):
   results = {"all_single": {"rank1": 50.0, "rank10": 90.0, "rank20": 95.0, "mAP": 40.0,
                             "mINP": 30.0}}
   report.write_results_json(f"{URL}/results.json", "synthetic_sysu", results, {"step": 6})
-  assert trainer.read_results(fileio.as_path(URL) / "results.json")["settings"] == {"step": 6}
+  assert reporting.read_results(fileio.as_path(URL) / "results.json")["settings"] == {"step": 6}
 
   bucket = store / "bucket" / "run"
   assert files_under(bucket) == ["config.json", "images/eval_rank_list_1.png", "metrics.jsonl",

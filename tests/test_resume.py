@@ -25,7 +25,7 @@ INSTRUMENTED_MAIN = textwrap.dedent("""
     import os, sys, time
     from vireid_jax import main
     from vireid_jax.evaluation import evaluators
-    from vireid_jax.training import checkpointing, trainer
+    from vireid_jax.training import checkpointing, progress
 
     kind, n = os.environ["PAUSE_AT"].split(":")
     n, evals = int(n), []
@@ -38,7 +38,7 @@ INSTRUMENTED_MAIN = textwrap.dedent("""
         time.sleep(0.1)
 
     run, save, add = (evaluators.RetrievalEvaluator.run, checkpointing.Checkpointer.save,
-                      trainer.ProgressLine.add)
+                      progress.ProgressLine.add)
 
     def paused_run(self, variables, **kwargs):
       evals.append(self.prefix)
@@ -60,7 +60,7 @@ INSTRUMENTED_MAIN = textwrap.dedent("""
 
     evaluators.RetrievalEvaluator.run = paused_run
     checkpointing.Checkpointer.save = paused_save
-    trainer.ProgressLine.add = paused_add
+    progress.ProgressLine.add = paused_add
     sys.argv = ["vireid_jax.main"] + sys.argv[1:]
     main.run()
 """)

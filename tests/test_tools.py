@@ -402,7 +402,7 @@ def test_plot_embeddings_refuses_runs_of_different_datasets_before_any_work(tmp_
 
 def test_eval_with_other_settings_writes_its_own_results_file(trained):
   """`--config.mode=eval --config.eval.rerank=True` keeps the training's results.json."""
-  from vireid_jax.training import trainer  # pylint: disable=g-import-not-at-top
+  from vireid_jax.training import reporting  # pylint: disable=g-import-not-at-top
   workdir, root = trained
   with open(os.path.join(workdir, "results.json"), "rb") as f:
     before = f.read()
@@ -410,7 +410,7 @@ def test_eval_with_other_settings_writes_its_own_results_file(trained):
   assert settings["rerank"] is False and settings["checkpoint"] in ("best", "latest")
   c = config_defaults.base_config()       # another config file: only the overrides count
   c.mode, c.eval.rerank = "eval", True
-  assert trainer.evaluate_run(c, workdir, ["mode", "eval.rerank"]) == 0
+  assert reporting.evaluate_run(c, workdir, ["mode", "eval.rerank"]) == 0
   with open(os.path.join(workdir, "results.json"), "rb") as f:
     assert f.read() == before
   assert "test_rerank/all_single/rank1" in summary_tags(workdir)

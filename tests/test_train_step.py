@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vireid_jax import config_defaults
-from vireid_jax.training import parallel, setup, trainer
+from vireid_jax.training import nonfinite, parallel, progress, setup
 from vireid_jax.training import train_step as train_step_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +47,7 @@ PARITY = textwrap.dedent("""
     sys.path.insert(0, {root!r}); sys.path.insert(0, os.path.join({root!r}, "tests"))
     import jax, numpy as np
     from test_train_step import tiny_config, tiny_batch
-    from vireid_jax.training import parallel, setup, trainer
+    from vireid_jax.training import nonfinite, parallel, progress, setup
     assert jax.device_count() == 4, jax.devices()
     c = tiny_config()
     c.model.sync_batchnorm = {sync}
@@ -129,12 +129,12 @@ def test_nonfinite_step_is_dropped_and_reported():
   for a, b in zip(jax.tree.leaves(good), jax.tree.leaves(state.params)):
     np.testing.assert_array_equal(a, np.asarray(b))   # the update was dropped
   try:
-    trainer.check_nonfinite(state, c, ckpt=None)
+    nonfinite.check_nonfinite(state, c, ckpt=None)
     raise AssertionError("expected NonFiniteLossError")
-  except trainer.NonFiniteLossError as e:
+  except nonfinite.NonFiniteLossError as e:
     assert "step 1" in str(e) and "total" in str(e)
   c.optim.skip_nonfinite = True
-  trainer.check_nonfinite(state, c, ckpt=None)   # only a warning now
+  nonfinite.check_nonfinite(state, c, ckpt=None)   # only a warning now
 
 
 def test_model_losses_and_trainer_import_neither_tensorflow_nor_clu():
@@ -237,7 +237,7 @@ def test_a_new_loss_term_declared_once_reaches_summaries_progress_line_and_nonfi
   state, metrics = step(state, parallel.to_global_batch(tiny_batch(0, c, 10), mesh))
   assert "loss/extra" in metrics
   assert train_step_lib.describe_nonfinite(int(state.first_nonfinite_terms)) == ["extra"]
-  line = trainer.loss_groups({k: float(v) for k, v in metrics.items()})
+  line = progress.loss_groups({k: float(v) for k, v in metrics.items()})
   assert line.startswith("id ") and "extra nan" in line and "total" not in line
 
   def undeclared(outputs, labels, loss_cfg, num_visible):

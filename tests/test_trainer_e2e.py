@@ -10,7 +10,8 @@ import pytest
 from vireid_jax import config_defaults
 from vireid_jax.data import datasets
 from vireid_jax.data import fake
-from vireid_jax.training import checkpointing, parallel, run_info, setup, trainer
+from vireid_jax.training import checkpointing, parallel, reporting, run_info, setup, trainer
+from vireid_jax.training import train_step as train_step_lib
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def final_params(workdir, config, num_classes):
   mesh = parallel.make_mesh()
   v = setup.init_variables(config, model, mesh, jax.random.key(1))
   tx = setup.build_optimizer(config, v["params"], config.steps_per_epoch)
-  state = trainer.train_step_lib.create_train_state(v, tx)
+  state = train_step_lib.create_train_state(v, tx)
   ckpt = checkpointing.Checkpointer(workdir)
   state, step = ckpt.restore(state, "latest")
   ckpt.close()
@@ -90,7 +91,7 @@ def test_resume_gives_the_same_batches_and_parameters(sysu_root, tmp_path):
   # Evaluation mode restores the checkpoint and reproduces the final report, in its own file.
   c = config_defaults.base_config()
   c.mode, c.eval.checkpoint = "eval", "latest"
-  assert trainer.evaluate_run(c, straight, ["mode", "eval.checkpoint"]) == 0
+  assert reporting.evaluate_run(c, straight, ["mode", "eval.checkpoint"]) == 0
   with open(os.path.join(straight, "results_latest.json")) as f:
     again = json.load(f)
   assert again["all_single"]["rank1"] == pytest.approx(saved["all_single"]["rank1"])
@@ -101,7 +102,7 @@ def test_eval_of_a_folder_that_is_not_a_run_says_so(sysu_root, tmp_path):
   c = tiny_config(sysu_root, 1)
   c.mode = "eval"
   with pytest.raises(run_info.NotAWorkdirError, match="not a training workdir"):
-    trainer.evaluate_run(c, str(tmp_path / "empty"), ["mode"])
+    reporting.evaluate_run(c, str(tmp_path / "empty"), ["mode"])
 
 
 def test_the_loop_reads_the_batch_source_it_is_given_from_the_resume_step(tmp_path):

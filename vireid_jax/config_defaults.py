@@ -351,3 +351,23 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(int(config.profile_steps) >= 0, "profile_steps", "must be >= 0.")
   if errors:
     raise ConfigError(errors)
+
+
+def apply_overrides(config: ml_collections.ConfigDict, source: ml_collections.ConfigDict,
+                    keys: list[str]) -> list[str]:
+  """Sets each dotted key of `keys` in `config` to its value in `source`.
+
+  Returns `KEY=VALUE` for every key whose value changed (e.g. the evaluation
+  settings given on the command line over a trained run's own config).
+  """
+  changed = []
+  for key in keys:
+    value = get_key(source, key)
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    if node[leaf] != value:
+      node[leaf] = value
+      changed.append(f"{key}={value!r}")
+  return changed

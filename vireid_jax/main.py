@@ -3,7 +3,7 @@ r"""Entry point: `python -m vireid_jax.main --config=configs/sysu.py --workdir=D
 Parses the flags, sets up the console and the devices, and hands over to the
 trainer. Bad input ends here as one line on stderr with no traceback (exit
 status 2 for a config or usage error, 1 for the rest); a run stopped by SIGTERM
-exits with `trainer.STOPPED_EXIT_STATUS` after saving.
+exits with `loop.STOPPED_EXIT_STATUS` after saving.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ml_collections import config_flags
 from vireid_jax import config_defaults, console
 from vireid_jax.data.tensorflow_setup import quiet_tensorflow
 from vireid_jax.errors import ConfigError, UserError
-from vireid_jax.training import parallel, trainer
+from vireid_jax.training import parallel, reporting, trainer
 
 # TensorFlow (tf.data, CLU) must never fill the console; set before it is first imported.
 quiet_tensorflow()
@@ -151,11 +151,12 @@ def main(argv) -> None:
   try:
     parallel.maybe_initialize_distributed()
     config = _CONFIG.value
+    workdir = _WORKDIR.value
     if config.mode == "eval":     # the run's own config.json plus the overrides, checked there
-      status = trainer.evaluate_run(config, _WORKDIR.value, override_keys(sys.argv))
+      status = reporting.evaluate_run(config, workdir, override_keys(sys.argv))
     else:
       config_defaults.validate(config)
-      status = trainer.train_and_evaluate(config, _WORKDIR.value)
+      status = trainer.train_and_evaluate(config, workdir)
   except ConfigError as e:
     exit_with(e.problems, e.exit_status)
   except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:

@@ -113,6 +113,7 @@ class RegdbSuite:
     return sets[INFRARED], sets[VISIBLE]
 
 
+Suite = SysuSuite | RegdbSuite
 SUITES = {s.layout: s for s in (SysuSuite(), RegdbSuite())}
 
 

@@ -102,7 +102,7 @@ class Checkpointer:
   Each periodic checkpoint carries a small JSON record beside the arrays
   (orbax's per-step custom metadata): which evaluations the run has done and
   its best one so far, so a resumed run continues the evaluation history of
-  the uninterrupted one (`trainer.RunRecord`).
+  the uninterrupted one (`run_record.RunRecord`).
 
   `read_only=True` opens the folders without creating them or deleting the
   leftovers of an interrupted write: for checks before a start is accepted,
