@@ -8,11 +8,11 @@ by one is read by the others with the same structure.
 from __future__ import annotations
 
 import functools
-import logging
 from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
+from absl import logging
 
 from vireid_jax.data import fake, sampler
 from vireid_jax.data.records import TrainSet
@@ -20,7 +20,6 @@ from vireid_jax.models import pretrained, vireid
 from vireid_jax.training import checkpointing, optimizer, parallel
 from vireid_jax.training import train_step as train_step_lib
 
-log = logging.getLogger(__name__)
 
 # Host-local numpy batches for steps start_step, start_step + 1, ...
 BatchSource = Callable[[int], Iterator[dict]]
@@ -47,7 +46,7 @@ def init_variables(config, model, mesh, rng) -> dict:
     host = jax.tree.map(np.asarray, variables)
     host = vireid.load_pretrained(host, converted, model)
     variables = jax.jit(lambda t: t, out_shardings=rep)(host)
-    log.info("ImageNet weights loaded into every ResNet copy from %s", config.model.pretrained)
+    logging.info("ImageNet weights loaded into every ResNet copy from %s", config.model.pretrained)
   return variables
 
 
@@ -115,7 +114,7 @@ def restore_for_evaluation(config, workdir, model, steps_per_epoch: int, which,
   try:
     which = str(which)
     if which == "best" and ckpt.best_step() is None:
-      log.warning("No best checkpoint (no evaluation during training): using the latest.")
+      logging.warning("No best checkpoint (no evaluation during training): using the latest.")
       which = "latest"
     state, step = ckpt.restore(abstract, which)
   finally:
