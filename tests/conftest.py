@@ -1,8 +1,23 @@
-"""Test setup: CPU only, quiet TensorFlow, the repo root importable (for configs/)."""
+"""Test setup: CPU only, quiet TensorFlow, the repo root importable (for configs/), and one
+compilation cache for the whole run.
+
+The cache: every test process and every program a test starts (`python -m
+vireid_jax.main`, tools, benchmarks) compiles tiny versions of the same models. JAX's
+persistent compilation cache in one temporary folder per test run, set before JAX is
+imported and inherited by pytest-xdist's workers and by subprocesses, lets each
+compilation happen once. It holds only what this run compiled and is deleted at its end.
+"""
 
 import os
+import shutil
 import sys
+import tempfile
 
+if "PYTEST_XDIST_WORKER" not in os.environ and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="vireid_test_xla_")
+  os.environ["VIREID_TEST_OWNS_XLA_CACHE"] = "1"
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -13,6 +28,14 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+def pytest_unconfigure(config):
+  """The run's compilation cache goes with the run (only the process that made it)."""
+  del config
+  if ("PYTEST_XDIST_WORKER" not in os.environ
+      and os.environ.pop("VIREID_TEST_OWNS_XLA_CACHE", None)):
+    shutil.rmtree(os.environ.pop("JAX_COMPILATION_CACHE_DIR", ""), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
