@@ -9,9 +9,8 @@ Each exported file runs on the same resized images as tools.extract, one by one 
 as a batch of 7, for both modalities.
 """
 
-import contextlib
-import io
 import os
+import shutil
 import subprocess
 import sys
 
@@ -172,3 +171,28 @@ def test_export_refuses_bad_input_with_one_line_and_status_2(tmp_path, capsys, m
   assert res.returncode == 2 and res.stderr.strip().splitlines() == [
       "error: --format='tflite': use one of onnx, stablehlo."], res.stderr
   assert not (tmp_path / "x").exists()
+
+
+def test_export_in_the_runs_precision(e2e, crops, tmp_path, capsys):
+  """--dtype=run computes in the run's eval.dtype (here bfloat16): the StableHLO file gives
+  tools.extract's bfloat16 features; ONNX in bfloat16, which onnxruntime cannot run on the
+  CPU (no bfloat16 convolution), is refused."""
+  workdir = tmp_path / "run"
+  shutil.copytree(e2e.reference, workdir)
+  config = run_info.read_config(workdir)
+  config.eval.dtype = "bfloat16"
+  (workdir / run_info.CONFIG_FILE).write_text(config.to_json_best_effort(indent=2))
+  names, wanted = extracted(str(workdir), crops, "infrared", tmp_path / "infrared.npz")
+  pixels = images_lib.load_images([os.path.join(crops, n) for n in names],
+                                  tuple(config.data.image_size))
+  out = tmp_path / "model.stablehlo"
+  export.main(["--workdir", str(workdir), "--format", "stablehlo", "--dtype", "run",
+               "--out", str(out)])
+  got = export_formats.RUNNERS["stablehlo"](out.read_bytes())(pixels, 1)
+  diff = float(np.abs(got - wanted).max())
+  print(f"bfloat16 stablehlo: max |file - tools.extract| = {diff:.2e}")
+  assert diff <= export.TOLERANCE["bfloat16"]
+  status, err = run_export(["--workdir", str(workdir), "--format", "onnx", "--dtype", "run",
+                            "--out", str(tmp_path / "model.onnx")], capsys)
+  assert status == 2 and "cannot run this graph" in err and err.count("\n") == 1, err
+  assert not (tmp_path / "model.onnx").exists()

@@ -10,7 +10,6 @@ for; StableHLO needs JAX alone. Why jax2onnx: docs/deploy.md.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from typing import Any, Callable
 
@@ -70,7 +69,7 @@ def onnx_bytes(serve: serving.ServingFn, weights: Any, metadata: dict[str, str],
   """The ONNX file: the serving function's lax primitives converted by jax2onnx."""
   jax2onnx, onnx, _ = onnx_modules()
   specs = serving.input_specs(image_size)
-  fn = lax_replay.replay(serve, weights, *specs)
+  fn = lax_replay.replay(serve, weights, *specs, slice_max_pools=True)
   with _quiet("onnx_ir", "jax2onnx"):
     model = jax2onnx.to_onnx(fn, list(specs), model_name="vireid_jax_features",
                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES))
@@ -83,18 +82,24 @@ def run_onnx(data: bytes) -> Runner:
   _, _, ort = onnx_modules()
   options = ort.SessionOptions()
   options.log_severity_level = 3
-  session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+  try:
+    session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+  except ort.capi.onnxruntime_pybind11_state.NotImplemented as e:   # e.g. bfloat16 convolutions
+    raise cli.UsageError(f"onnxruntime cannot run this graph on the CPU ({str(e).strip()}), so "
+                         "it cannot be checked: export it in float32 (the default --dtype) or "
+                         "as StableHLO.") from e
   return lambda images, modality: session.run(
       None, {INPUT_NAMES[0]: images, INPUT_NAMES[1]: np.asarray(modality, np.int32)})[0]
 
 
 def stablehlo_bytes(serve: serving.ServingFn, weights: Any, metadata: dict[str, str],
                     image_size) -> bytes:
-  """The StableHLO file: `jax.export` of the serving function, serialized."""
+  """The StableHLO file: `jax.export` of the serving function (replayed: only the weights
+  the features read), serialized."""
   del metadata           # the serialized Exported has no place for it
-  weights = jax.tree.map(np.asarray, weights)
-  exported = jax.export.export(jax.jit(functools.partial(serve, weights)),
-                               platforms=STABLEHLO_PLATFORMS)(*serving.input_specs(image_size))
+  specs = serving.input_specs(image_size)
+  fn = lax_replay.replay(serve, jax.tree.map(np.asarray, weights), *specs)
+  exported = jax.export.export(jax.jit(fn), platforms=STABLEHLO_PLATFORMS)(*specs)
   return bytes(exported.serialize())
 
 

@@ -5,9 +5,11 @@ jax.numpy and flax functions, and some stand-ins mis-handle our network
 (flax's max_pool called positionally, jnp.power with a symbolic batch).
 Tracing the function here first and replaying its jaxpr hands the converter
 the primitives XLA compiles, one by one: nested jaxprs (jit, custom_jvp) are
-inlined, and a max pool (`reduce_window_max`, which the converter turns into
-a pooling that ONNX Runtime rejects) becomes the maximum of strided slices
-of its -inf-padded input: the same numbers exactly.
+inlined, and (with `slice_max_pools`) a max pool (`reduce_window_max`, which
+the converter turns into a pooling that ONNX Runtime rejects) becomes the
+maximum of strided slices of its -inf-padded input: the same numbers exactly.
+Equations the outputs do not depend on are skipped, so an exported file holds
+only the weights its features read (no classifiers, no unused branches).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ INLINED = ("jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom
            "remat", "checkpoint")
 
 
-def replay(fn: Callable[..., Any], weights: Any, *specs: jax.ShapeDtypeStruct) -> Callable:
+def replay(fn: Callable[..., Any], weights: Any, *specs: jax.ShapeDtypeStruct,
+           slice_max_pools: bool = False) -> Callable:
   """`lambda *inputs: fn(weights, *inputs)` as lax primitives; `specs` give the inputs' shapes.
 
   The weights are traced as arguments and bound once, so every array is one
@@ -33,16 +36,30 @@ def replay(fn: Callable[..., Any], weights: Any, *specs: jax.ShapeDtypeStruct) -
   """
   leaves, tree = jax.tree.flatten(weights)
   closed = jax.make_jaxpr(lambda ws, *xs: fn(jax.tree.unflatten(tree, ws), *xs))(leaves, *specs)
+  needed = live_equations(closed.jaxpr)
 
   def replayed(*inputs):
-    out = evaluate(closed.jaxpr, closed.consts, *leaves, *inputs)
+    out = evaluate(closed.jaxpr, closed.consts, *leaves, *inputs, live=needed,
+                   slice_max_pools=slice_max_pools)
     return out[0] if len(out) == 1 else tuple(out)
 
   return replayed
 
 
-def evaluate(jaxpr: jax_core.Jaxpr, consts, *args) -> list:
-  """Binds the equations of `jaxpr` one by one (see the module docstring)."""
+def live_equations(jaxpr: jax_core.Jaxpr) -> list[bool]:
+  """For each equation of `jaxpr`, whether an output (or an effect) depends on it."""
+  wanted = {v for v in jaxpr.outvars if not isinstance(v, jax_core.Literal)}
+  live = [False] * len(jaxpr.eqns)
+  for i in reversed(range(len(jaxpr.eqns))):
+    eqn = jaxpr.eqns[i]
+    if eqn.effects or any(v in wanted for v in eqn.outvars):
+      live[i] = True
+      wanted.update(v for v in eqn.invars if not isinstance(v, jax_core.Literal))
+  return live
+
+
+def evaluate(jaxpr: jax_core.Jaxpr, consts, *args, live=None, slice_max_pools=False) -> list:
+  """Binds the (`live`) equations of `jaxpr` one by one (see the module docstring)."""
   env = {}
 
   def read(v):
@@ -50,16 +67,18 @@ def evaluate(jaxpr: jax_core.Jaxpr, consts, *args) -> list:
 
   for var, value in itertools.chain(zip(jaxpr.constvars, consts), zip(jaxpr.invars, args)):
     env[var] = value
-  for eqn in jaxpr.eqns:
+  for i, eqn in enumerate(jaxpr.eqns):
+    if live is not None and not live[i]:
+      continue
     inputs = [read(v) for v in eqn.invars]
     name = eqn.primitive.name
     if name in INLINED:
       inner = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
       if isinstance(inner, jax_core.ClosedJaxpr):
-        outputs = evaluate(inner.jaxpr, inner.consts, *inputs)
+        outputs = evaluate(inner.jaxpr, inner.consts, *inputs, slice_max_pools=slice_max_pools)
       else:
-        outputs = evaluate(inner, (), *inputs)
-    elif name == "reduce_window_max":
+        outputs = evaluate(inner, (), *inputs, slice_max_pools=slice_max_pools)
+    elif name == "reduce_window_max" and slice_max_pools:
       outputs = [max_pool_by_slices(inputs[0], **eqn.params)]
     else:
       outputs = eqn.primitive.bind(*inputs, **eqn.params)
