@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,7 +23,7 @@ from PIL import Image
 from vireid_jax import config_defaults
 from vireid_jax.data import images as images_lib
 from vireid_jax.models import vireid
-from vireid_jax.tools import cli, export, export_formats, extract
+from vireid_jax.tools import cli, export, export_formats, extract, lax_replay
 from vireid_jax.training import checkpointing, parallel, run_info, setup
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -133,6 +134,36 @@ def test_exported_files_give_the_features_of_tools_extract(which, request, crops
     assert dims == [["batch", 64, 64, 3], [], ["batch", 4096]]
     props = {p.key: p.value for p in model.metadata_props}
     assert props["vireid_jax.flip"] == "True" and props["vireid_jax.image_size"] == "64x64"
+
+
+def test_replay_slices_max_pools_exactly_and_drops_what_the_output_does_not_read():
+  x = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
+  for window, stride, pad in ((3, 2, 1), (2, 2, 0), (3, 1, 1)):
+    args = dict(window_dimensions=(1, window, window, 1), window_strides=(1, stride, stride, 1),
+                padding=((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    want = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, **args)
+    got = lax_replay.max_pool_by_slices(x, base_dilation=(1,) * 4, window_dilation=(1,) * 4,
+                                        **args)
+    np.testing.assert_array_equal(got, want)
+
+  def fn(weights, x):
+    unused = weights["classifier"] * 2.0            # traced, never read by the output
+    del unused
+    return vireid_pool(jnp.maximum(x * weights["scale"], 0.0))
+
+  def vireid_pool(y):
+    return jax.lax.reduce_window(y, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
+                                 ((0, 0), (1, 1), (1, 1), (0, 0)))
+
+  weights = {"scale": np.full((3,), 2.0, np.float32), "classifier": np.ones((5, 3), np.float32)}
+  spec = jax.ShapeDtypeStruct((2, 9, 8, 3), jnp.float32)
+  replayed = lax_replay.replay(fn, weights, spec, slice_max_pools=True)
+  np.testing.assert_array_equal(replayed(x), fn(weights, x))
+  jaxpr = jax.make_jaxpr(replayed)(spec).jaxpr
+  names = {e.primitive.name for e in jaxpr.eqns}
+  assert "reduce_window_max" not in names and "slice" in names
+  consts = jax.make_jaxpr(replayed)(spec).consts
+  assert all(np.shape(c) != (5, 3) for c in consts)      # the unread weights are left out
 
 
 def run_export(args, capsys):

@@ -1,4 +1,4 @@
-"""A function replayed as the lax primitives it traces to: what the ONNX converter is given.
+"""A function replayed as the lax primitives it traces to: what the exported files are made of.
 
 jax2onnx converts a function by tracing it with its own stand-ins for many
 jax.numpy and flax functions, and some stand-ins mis-handle our network
@@ -72,8 +72,9 @@ def evaluate(jaxpr: jax_core.Jaxpr, consts, *args, live=None, slice_max_pools=Fa
       continue
     inputs = [read(v) for v in eqn.invars]
     name = eqn.primitive.name
-    if name in INLINED:
-      inner = eqn.params.get("jaxpr", eqn.params.get("call_jaxpr"))
+    inner = next((eqn.params[k] for k in ("jaxpr", "call_jaxpr", "fun_jaxpr") if k in eqn.params),
+                 None)
+    if name in INLINED and inner is not None:
       if isinstance(inner, jax_core.ClosedJaxpr):
         outputs = evaluate(inner.jaxpr, inner.consts, *inputs, slice_max_pools=slice_max_pools)
       else:
@@ -81,7 +82,7 @@ def evaluate(jaxpr: jax_core.Jaxpr, consts, *args, live=None, slice_max_pools=Fa
     elif name == "reduce_window_max" and slice_max_pools:
       outputs = [max_pool_by_slices(inputs[0], **eqn.params)]
     else:
-      outputs = eqn.primitive.bind(*inputs, **eqn.params)
+      outputs = eqn.primitive.bind(*inputs, **eqn.primitive.get_bind_params(eqn.params))
       if not eqn.primitive.multiple_results:
         outputs = [outputs]
     for var, value in zip(eqn.outvars, outputs):
