@@ -9,6 +9,7 @@ Each exported file runs on the same resized images as tools.extract, one by one 
 as a batch of 7, for both modalities.
 """
 
+import gc
 import os
 import shutil
 import subprocess
@@ -29,6 +30,14 @@ from vireid_jax.training import checkpointing, parallel, run_info, setup
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH = 7
 R50_SIZE = (64, 64)      # layer4 maps 4 wide at last stride 1: XLA:CPU stays fast
+
+
+@pytest.fixture(autouse=True)
+def release_memory():
+  """The files' executables hold their weights as constants: free them for the next tests."""
+  yield
+  jax.clear_caches()
+  gc.collect()
 
 
 def r50_config():
@@ -126,6 +135,23 @@ def test_exported_files_give_the_features_of_tools_extract(which, request, crops
         print(f"{which} {fmt} modality {modality}: max |file - tools.extract| = {diff:.2e}")
         assert diff <= 1e-4, (which, fmt, modality, diff)
     assert np.isnan(run(pixels[:2], 2)).all()          # an unknown modality: NaN, never a guess
+  if which == "demo":   # a service runs the files without our code (ONNX: without JAX)
+    np.save(tmp_path / "pixels.npy", pixels[:2])
+    for fmt, blocked, load in (
+        ("onnx", "vireid_jax jax",
+         "import onnxruntime as ort; s = ort.InferenceSession(path); "
+         "run = lambda x, m: s.run(None, {'images': x, 'modality': np.array(m, np.int32)})[0]"),
+        ("stablehlo", "vireid_jax",
+         "import jax; e = jax.export.deserialize(bytearray(open(path, 'rb').read())); "
+         "run = lambda x, m: np.asarray(e.call(x, np.int32(m)))")):
+      code = (f"import sys\nfor m in {blocked!r}.split(): sys.modules[m] = None\n"
+              f"import numpy as np\npath = {str(tmp_path / f'model.{fmt}')!r}\n{load}\n"
+              f"np.save({str(tmp_path / f'{fmt}.npy')!r}, run(np.load("
+              f"{str(tmp_path / 'pixels.npy')!r}), 1))")
+      res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=300, cwd=str(tmp_path))
+      assert res.returncode == 0, res.stderr[-2000:]
+      np.testing.assert_allclose(np.load(tmp_path / f"{fmt}.npy"), wanted[1][:2], atol=1e-4)
   if which == "r50":
     import onnx  # pylint: disable=g-import-not-at-top
     model = onnx.load(str(tmp_path / "model.onnx"))
