@@ -415,7 +415,7 @@ def test_empty_identity_folders_and_listed_ids_without_images_are_dropped_and_re
   assert any(f"{emptied}" in r.getMessage() and "9999" in r.getMessage()
              and "no images" in r.getMessage() for r in caplog.records)
 
-  report = check.check_sysu(root)
+  report = check.check("sysu", root)
   assert report.problems == [f"training ids without any image: {sorted([emptied, 9999])}"]
   text = report.text()
   assert "1 visible image(s) converted to RGB" in text and "RGBA 1" in text

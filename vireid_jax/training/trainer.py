@@ -114,15 +114,15 @@ def plan_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike, mesh) 
     train_set = datasets.load_train_set(config.data, workdir)
     num_classes = train_set.num_classes
     suite, test_set = suites.load(config.data, workdir)
-    datasets.check_test_images(config.data, suite.layout, test_set)
+    datasets.check_test_images(config.data, suite.name, test_set)
     same_data = ("Every host must read the same dataset: give each one the same copy at "
                  "--config.data.root.")
     for value, what in ((num_classes, "the number of training identities"),
                         (len(train_set.visible), "the number of visible training images"),
                         (len(train_set.infrared), "the number of infrared training images")):
       parallel.agree_across_hosts(value, what, same_data)
-  config_defaults.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
-                           num_hosts=jax.process_count())
+  datasets.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
+                    num_hosts=jax.process_count())
   pretrained = str(config.model.pretrained)
   if pretrained not in ("", "none") and not os.path.isfile(os.path.expanduser(pretrained)):
     raise FileNotFoundError(
@@ -373,7 +373,7 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike,
   """Evaluates a trained run with its own config, changed only by the given overrides.
 
   Settings that differ from the run's own report (checkpoint, re-ranking,
-  flip averaging, gallery rule, trials, image size, precision, RegDB split)
+  flip averaging, gallery rule, trials, image size, precision, split)
   name the results file (`results_rerank.json`, ...) and the summary tag
   prefix (`test_rerank/...`): `results.json` is never replaced by them.
   """
@@ -393,10 +393,10 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike,
       node[leaf] = value
       changed.append(f"{key}={value!r}")
   eval_config.mode = "eval"
-  config_defaults.validate(eval_config)
+  datasets.validate(eval_config)
   if eval_config.data.name == "fake":
     raise ConfigError("data.name='fake': random batches have no test set to evaluate on; "
-                      "evaluate a run trained on sysu, regdb or synthetic data.")
+                      f"evaluate a run trained on {', '.join(datasets.names()[:-1])} data.")
   log.info("evaluating %s with its config.json%s", workdir,
            f" and {', '.join(changed)}" if changed else "")
   info = run_info.read_last_record(workdir)
