@@ -23,9 +23,11 @@ computes (docs/method.md, "Parity with the reference code").
 """
 
 from vireid_jax import config_defaults
+from vireid_jax.data import registry
 
 
 def get_config(arg: str = "sysu"):
   c = config_defaults.agw_baseline(config_defaults.base_config())
   c.data.name = arg
+  c.data.image_size = registry.get(arg).image_size    # the dataset's own
   return c

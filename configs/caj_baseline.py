@@ -21,9 +21,11 @@ RegDB (one run per trial split t = 1..10):
 """
 
 from vireid_jax import config_defaults
+from vireid_jax.data import registry
 
 
 def get_config(arg: str = "sysu"):
   c = config_defaults.caj_baseline(config_defaults.base_config())
   c.data.name = arg
+  c.data.image_size = registry.get(arg).image_size    # the dataset's own
   return c

@@ -11,8 +11,7 @@ from vireid_jax import config_defaults
 from vireid_jax.data import datasets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = ["sysu.py", "regdb.py", "agw_baseline.py", "caj_baseline.py", "ablation.py",
-                "synthetic.py"]
+CONFIG_FILES = sorted(n for n in os.listdir(os.path.join(ROOT, "configs")) if n.endswith(".py"))
 REQUIRED = ["mode", "seed", "data.name", "data.root", "data.trial", "data.image_size",
             "batch.identities", "batch.instances", "num_epochs", "steps_per_epoch",
             "model.depth", "model.pretrained", "model.dtype", "eval.every_epochs", "eval.trials"]

@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 from vireid_jax import config_defaults
-from vireid_jax.data import check, images, pipeline, synthetic, sysu
+from vireid_jax.data import check, images, pipeline, scan, synthetic, sysu
 from vireid_jax.data.records import VISIBLE
 from vireid_jax.losses import objective
 from vireid_jax.training import checkpointing, run_info, setup, trainer
@@ -383,7 +383,7 @@ def test_broken_files_on_the_training_reader_are_refused_naming_the_file(tmp_pat
     f.write(data)
   with pytest.raises(images.BadImageError, match=f"broken_{damage}"):
     pipeline.decode_files([good, bad], (12, 6), num_parallel_calls=1)
-  assert check.inspect_image(bad, VISIBLE)[1]  # and the scan reports it
+  assert scan.inspect_image(bad, VISIBLE)[1]  # and the scan reports it
 
 
 def test_empty_identity_folders_and_listed_ids_without_images_are_dropped_and_reported(

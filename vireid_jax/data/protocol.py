@@ -84,23 +84,24 @@ class IgnoresOwnCamera:
   """A query ignores the gallery images of its own identity taken by its own camera."""
 
   def blocks(self, q_pids, q_cams, g_pids, g_cams) -> list[Block]:
-    q_pids, q_cams = np.asarray(q_pids), np.asarray(q_cams)
-    g_pids, g_cams = np.asarray(g_pids), np.asarray(g_cams)
-    everything = np.arange(g_pids.size)
-    # Queries grouped by (identity, camera): each group hides the same gallery columns.
-    groups, inverse = np.unique(np.stack([q_pids, q_cams]), axis=1, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.cumsum(np.bincount(inverse, minlength=groups.shape[1]))[:-1]
+    q_keys = np.stack([np.asarray(q_pids), np.asarray(q_cams)], axis=1)
+    g_keys = np.stack([np.asarray(g_pids), np.asarray(g_cams)], axis=1)
+    everything = np.arange(len(g_keys))
+    # Gallery columns per (identity, camera), and queries grouped the same way.
+    hidden = {}
+    for col, key in enumerate(map(tuple, g_keys.tolist())):
+      hidden.setdefault(key, []).append(col)
+    groups = {}
+    for row, key in enumerate(map(tuple, q_keys.tolist())):
+      groups.setdefault(key, []).append(row)
     sees_all, out = [], []
-    for (pid, cam), rows in zip(groups.T, np.split(order, bounds)):
-      hidden = (g_pids == pid) & (g_cams == cam)
-      if hidden.any():
-        out.append((rows, np.flatnonzero(~hidden)))
+    for key, rows in groups.items():
+      if key in hidden:
+        out.append((np.array(rows, np.int64), np.delete(everything, hidden[key])))
       else:
-        sees_all.append(rows)
+        sees_all.extend(rows)
     if sees_all:
-      out.append((np.sort(np.concatenate(sees_all)), everything))
+      out.append((np.array(sorted(sees_all), np.int64), everything))
     return out
 
   def mask(self, q_pids, q_cams, g_pids, g_cams) -> np.ndarray:

@@ -120,15 +120,13 @@ def _evaluate(d, q_pids, g_pids, blocks, *, dedup: bool, max_rank: int) -> dict:
   inp = np.zeros(num_q, np.float64)
   valid = np.zeros(num_q, bool)
   tasks = []
+  # Every column sorted by identity once; each block keeps its columns of that order.
+  order = np.argsort(g_pids, kind="stable")
+  sorted_pids = g_pids[order]
   for rows, cols in blocks:
     if rows.size == 0 or cols.size == 0:
       continue
-    # Columns grouped by identity (stable), so each identity is a contiguous run.
-    gp = g_pids[cols]
-    perm = np.argsort(gp, kind="stable")
-    gcols = cols[perm]
-    ids, starts, counts = np.unique(gp[perm], return_index=True, return_counts=True)
-    groups = (ids, starts, counts)
+    gcols, groups = _grouped_columns(np.asarray(cols), order, sorted_pids)
     everything = np.array_equal(gcols, np.arange(d.shape[1]))
     chunk = max(1, _CHUNK_ELEMENTS // cols.size)
     for start in range(0, rows.size, chunk):
@@ -164,6 +162,26 @@ def _evaluate(d, q_pids, g_pids, blocks, *, dedup: bool, max_rank: int) -> dict:
   cmc = (found_rank[valid][:, None] <= ks[None, :]).sum(0) / float(num_valid)
   return {"cmc": cmc.astype(np.float64), "mAP": float(np.mean(ap[valid])),
           "mINP": float(np.mean(inp[valid]))}
+
+
+def _grouped_columns(cols, order, sorted_pids):
+  """The block's columns grouped by identity (a contiguous run each), and the runs.
+
+  Returns (columns in identity order, (ids, starts, counts)): the columns of
+  `order` (every column, stably sorted by identity) that are in `cols`. Within
+  an identity the columns are in index order; no result depends on that order.
+  O(gallery) per block: no sort.
+  """
+  if cols.size == order.size:
+    gcols, spids = order, sorted_pids
+  else:
+    keep = np.zeros(order.size, bool)
+    keep[cols] = True
+    kept = keep[order]
+    gcols, spids = order[kept], sorted_pids[kept]
+  starts = np.flatnonzero(np.concatenate([[True], spids[1:] != spids[:-1]]))
+  counts = np.diff(np.append(starts, spids.size))
+  return gcols, (spids[starts], starts, counts)
 
 
 def _query_groups(qp, ids):

@@ -75,12 +75,14 @@ def generate(layout: str, out: str, num_ids: int = 40, seed: int = 0,
   images_per_cam = images_per_cam or spec.images_per_cam
   lo, hi = _check_args(layout, out, num_ids, images_per_cam, image_size)
   h, w = (int(v) for v in image_size)
+  if int(workers) < 1:
+    raise ValueError(f"workers={workers}: give 1 or more processes.")
   split = {}
   if spec.split is not None:
     split = spec.split(num_ids, test_ids, val_ids)
   elif test_ids is not None or val_ids is not None:
-    raise ValueError(f"test_ids and val_ids set a split, but the {layout} layout takes none "
-                     "(its own list files define it).")
+    raise ValueError(f"test_ids and val_ids set a split, but {registry.get(layout).title} "
+                     "splits its own way (its list files define the splits).")
   os.makedirs(out, exist_ok=True)
   spec.write(out, num_ids, seed, lo, hi, h, w, workers=workers, **split)
   write_marker(out, layout=layout, num_ids=num_ids, seed=seed, images_per_cam=(lo, hi),

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
-from PIL import Image
 
-from vireid_jax.data.render.cameras import CameraSpec, to_infrared, to_visible
+from vireid_jax.data.render.cameras import CameraSpec
+from vireid_jax.data.render.folder import write_shots
 from vireid_jax.data.render.identity import sample_person
-from vireid_jax.data.render.scenes import make_scene
-from vireid_jax.data.render.shot import render_scene, sample_nuisance
 from vireid_jax.data.render.workers import run_items
 from vireid_jax.data.sysu.reader import IR_CAMERAS, RGB_CAMERAS
 
@@ -90,28 +87,12 @@ def write(out: str, num_ids: int, seed: int, lo: int, hi: int, h: int, w: int, *
   run_items(_write_folder, items, workers)
 
 
-@functools.lru_cache(maxsize=None)
-def _scene(name: str, seed: int, h: int, w: int) -> np.ndarray:
-  return make_scene(name, seed, h, w)
-
-
 def _write_folder(item) -> None:
   """The n images of one (person, camera) folder: a pure function of the item."""
   out, seed, h, w, pid, cam, n = item
-  spec = CAMERAS[cam]
-  scene = _scene(spec.scene, seed, h, w)
   person = sample_person(pid, np.random.default_rng([seed, 1, pid]))
-  folder = os.path.join(out, f"cam{cam}", f"{pid:04d}")
-  os.makedirs(folder, exist_ok=True)
-  for k in range(n):
-    rng = np.random.default_rng([seed, 6, pid, cam, k])
-    nz = sample_nuisance(rng, scene.shape, h, w)
-    canvas = render_scene(person, scene, nz, h, w)
-    path = os.path.join(folder, f"{k + 1:04d}.jpg")
-    if spec.infrared:
-      Image.fromarray(to_infrared(canvas, spec, nz, rng), "L").save(path, quality=90)
-    else:
-      Image.fromarray(to_visible(canvas, spec, nz, rng), "RGB").save(path, quality=90)
+  write_shots(os.path.join(out, f"cam{cam}", f"{pid:04d}"), CAMERAS[cam], person, seed, h, w,
+              (([seed, 6, pid, cam, k], f"{k + 1:04d}.jpg") for k in range(n)))
 
 
 def sheet_cells(root: str, rows: int):
