@@ -2,8 +2,8 @@
 
 ROW: baseline (two-stream, shared head only: exactly configs/agw_baseline.py),
 intra (+ intra-modality branches), dist (+ distribution loss, no branches),
-full (both: configs/sysu.py). DATASET: sysu (default), regdb or synthetic (the
-small CPU model of configs/synthetic.py).
+full (both: configs/sysu.py). DATASET: sysu (default), regdb, llcm or synthetic
+(the small CPU model of configs/synthetic.py).
 """
 
 from vireid_jax import config_defaults

@@ -7,12 +7,13 @@ dataset up here instead of knowing it by name.
 
 from __future__ import annotations
 
-from vireid_jax.data import regdb, sysu
+from vireid_jax.data import llcm, regdb, sysu
 from vireid_jax.data.dataset import Dataset
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (
     sysu.DATASET,
     regdb.DATASET,
+    llcm.DATASET,
 )}
 # data.name values that are not a dataset of their own.
 SYNTHETIC, FAKE = "synthetic", "fake"
