@@ -11,14 +11,14 @@
 # clu, ...) into DIR/wheels; unpacks
 # TensorFlow without its C++ headers, strips the debug symbols of its shared libraries
 # (788 -> 583 MB for libtensorflow_cc), and writes it as one xz tarball cut into parts
-# DIR/part0, DIR/part1, ... of PART_BYTES (41,000,000) each, one folder per part, so that
+# DIR/part0, DIR/part1 of PART_BYTES (60,800,000) each, one folder per part, so that
 # each part can travel on its own (~122 MB in all against the wheel's 274 MB).
 # install: joins the parts, checks the sha256 written by pack, unpacks into TARGET and
 # installs the small wheels there (no dependencies resolved: the machine has the rest).
 set -euo pipefail
 PY=${PY:-python3}
 TF_VERSION=${TF_VERSION:-2.21.0}
-PART_BYTES=${PART_BYTES:-41000000}
+PART_BYTES=${PART_BYTES:-60800000}
 SMALL=(astunparse gast google_pasta termcolor "protobuf>=6.31.1,<7" keras namex optree ml_collections clu)
 
 pack() {

@@ -11,21 +11,22 @@
 # pipeline), in as many processes as there are cores.
 #
 # `run`, in one process after the other (never two on the GPU at once):
-#   1. `python -m benchmarks.step_speed` of CONFIG at its batch (64 images): the step alone;
-#   2. `python -m vireid_jax.main` of CONFIG on DATA for EPOCHS epochs of the real epoch
+#   1. `python -m vireid_jax.main` of CONFIG on DATA for EPOCHS epochs of the real epoch
 #      length, its periodic evaluations, a checkpoint every epoch and the final 10-trial
 #      report: the first command ends by SIGTERM after each of STOPS seconds (`timeout`),
 #      the same command resumes, the last one runs to the end;
+#   2. `python -m benchmarks.step_speed` of CONFIG at its batch (64 images): the step alone;
 #   3. `python -m benchmarks.whole_job_report`: images/s between log lines against the
 #      step alone, start-up, evaluation, save and resume costs, host cores, the check that
 #      the resumed run continues the interrupted one, and the whole recipe extrapolated
 #      from these to the config's own number of epochs.
-# GPU utilisation is sampled by nvidia-smi every 200 ms during 2. With PROFILE_STEPS > 0
+# GPU utilisation is sampled by nvidia-smi every 200 ms during 1. With PROFILE_STEPS > 0
 # the main job also writes a profile of that many steps, and `benchmarks.gpu_gaps`
 # measures the GPU's idle time in it (needs TensorFlow's xplane proto).
 #
-# Files in OUT (default ./bench_out): NAME.log (all output), NAME_step.json,
-# NAME_metrics.jsonl, NAME_results.json, NAME_gpu.csv, NAME_summary.json.
+# Files in OUT (default ./bench_out): NAME.log (all output), NAME_step.json, NAME_gpu.csv,
+# NAME_summary.json, and the workdir's metrics.jsonl, results.json, config.json and
+# run_info.jsonl as NAME_<file> (the report can be made again from them elsewhere).
 # Knobs: OUT, PY, DATA, SCRATCH (workdirs, ./workdirs/whole_job), CONFIG, NAME, EPOCHS (4),
 # RECIPE_EPOCHS (81: the epochs of the recipe the report extrapolates to),
 # STOPS ("120": seconds; "" runs uninterrupted), STEP_STEPS (100), PROFILE_STEPS (0),
@@ -76,11 +77,6 @@ run() {
     echo "host cores: $(nproc)"
   } | tee -a "$log"
 
-  echo "=== step alone" | tee -a "$log"
-  # shellcheck disable=SC2086
-  "$PY" -m benchmarks.step_speed --config="$CONFIG" --batch=64 --steps="$STEP_STEPS" --warmup=5 \
-    --out="$OUT/${NAME}_step.json" $STEP_EXTRA 2>&1 | tee -a "$log"
-
   local sampler=""
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
@@ -107,14 +103,25 @@ run() {
     if [[ -z "$stop" || "$rc" == 0 ]]; then break; fi
   done
   [[ -n "$sampler" ]] && kill "$sampler" 2>/dev/null
-  cp "$work/metrics.jsonl" "$OUT/${NAME}_metrics.jsonl" 2>/dev/null
-  cp "$work/results.json" "$OUT/${NAME}_results.json" 2>/dev/null
-  "$PY" -m benchmarks.whole_job_report --workdir="$work" --log="$log" \
-    --step="$OUT/${NAME}_step.json" --gpu="$OUT/${NAME}_gpu.csv" \
-    --recipe_epochs="$RECIPE_EPOCHS" --out="$OUT/${NAME}_summary.json" 2>&1 | tee -a "$log"
+  # The workdir's small files, so that the report can be made again elsewhere.
+  local f
+  for f in metrics.jsonl results.json config.json run_info.jsonl; do
+    cp "$work/$f" "$OUT/${NAME}_$f" 2>/dev/null
+  done
   if [[ "$PROFILE_STEPS" -gt 0 ]]; then
     "$PY" -m benchmarks.gpu_gaps "$work/profile" 2>&1 | tee -a "$log"
   fi
+
+  # After the main job, so that its first command starts with the compilation cache it
+  # would have on a fresh machine (the step benchmark uses the cache too, for its init).
+  echo "=== step alone" | tee -a "$log"
+  # shellcheck disable=SC2086
+  JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$HOME/.cache/vireid_jax/xla} \
+    "$PY" -m benchmarks.step_speed --config="$CONFIG" --batch=64 --steps="$STEP_STEPS" \
+    --warmup=5 --out="$OUT/${NAME}_step.json" $STEP_EXTRA 2>&1 | tee -a "$log"
+  "$PY" -m benchmarks.whole_job_report --workdir="$work" --log="$log" \
+    --step="$OUT/${NAME}_step.json" --gpu="$OUT/${NAME}_gpu.csv" \
+    --recipe_epochs="$RECIPE_EPOCHS" --out="$OUT/${NAME}_summary.json" 2>&1 | tee -a "$log"
 }
 
 case "${1:-}" in

@@ -95,7 +95,7 @@ def speed(rows: list[dict], images_per_step: int, start_steps: list[int]) -> dic
 
 
 def continuity(rows: list[dict], results: dict | None, spe: int, total: int,
-               eval_every: int) -> dict:
+               eval_every: int, trials: int) -> dict:
   """Whether the resumed run is the interrupted one continued: each check True or False."""
   train_steps = [r["step"] for r in rows if "loss/total" in r]
   eval_steps = sorted({r["step"] for r in rows
@@ -112,7 +112,7 @@ def continuity(rows: list[dict], results: dict | None, spe: int, total: int,
       "every_due_evaluation_done": set(due) <= set(eval_steps),
       "results_protocols": sorted(protocols),
       "results_trials": sorted({int(v.get("trials", 0)) for v in protocols.values()}),
-      "results_complete": bool(protocols) and all(int(v.get("trials", 0)) == 10
+      "results_complete": bool(protocols) and all(int(v.get("trials", 0)) == trials
                                                   for v in protocols.values()),
   }
 
@@ -163,7 +163,11 @@ def main() -> None:
     commands = commands_from_log(f.read())
   with open(args.step) as f:
     step_report = json.load(f)
-  step_alone = max(r["images_per_s"] for r in step_report["results"] if r["batch"] == images_per_step)
+  timed = [r["images_per_s"] for r in step_report["results"] if r["batch"] == images_per_step]
+  if not timed:
+    raise SystemExit(f"{args.step} has no step timed at the run's batch of {images_per_step} "
+                     "images: run benchmarks.step_speed with --batch={images_per_step}.")
+  step_alone = max(timed)
 
   starts = [0] + [c["resumed_at"] for c in commands if "resumed_at" in c]
   measured = speed(rows, images_per_step, starts)
@@ -174,7 +178,8 @@ def main() -> None:
       "main_job": measured,
       "ratio_to_step_alone": measured["images_per_s"] / step_alone if measured else None,
       "commands": commands,
-      "continuity": continuity(rows, results, spe, total, eval_every),
+      "continuity": continuity(rows, results, spe, total, eval_every,
+                               int(config["eval"]["trials"])),
   }
   stops = [c for c in commands if "stopped_at" in c]
   resumes = [c for c in commands[1:] if "to_first_step_s" in c]

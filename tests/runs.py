@@ -33,7 +33,8 @@ TINY = {
     "eval.every_epochs": 1, "eval.trials": 2, "eval.batch_size": 16,
 }
 TOTAL_STEPS = 6
-TIMING_KEYS = ("time", "train/step_time_s", "train/images_per_s")
+TIMING_KEYS = ("time", "train/step_time_s", "train/images_per_s", "train/host_cpu_cores",
+               "time/save_s")
 
 
 def tiny_config(data_root, **changes):

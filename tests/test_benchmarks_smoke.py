@@ -285,3 +285,36 @@ def test_bn_sites_of_resnet50():
   full = bn_sites.network_sites(50, (288, 144), 64, full=True)
   assert sum(s.count for s in full) == 54 + 2 * 10          # two more layer4 copies
   assert [s.min_passes for s in sites if s.name == "layer1_bn3"] == [11]
+
+
+def test_whole_job_report_reads_a_real_run(e2e, tmp_path):
+  """The report's parsers on the console and workdir of a real run of the main job."""
+  log = tmp_path / "run.log"
+  log.write_text("=== command 1, to the end: python -m vireid_jax.main ...\n" + e2e.log
+                 + "=== command 1: exit 0, wall 42.5 s\n")
+  step = tmp_path / "step.json"
+  step.write_text(json.dumps({"results": [{"batch": 16, "images_per_s": 100.0}]}))
+  out = tmp_path / "summary.json"
+  res = subprocess.run([sys.executable, "-m", "benchmarks.whole_job_report",
+                        f"--workdir={e2e.reference}", f"--log={log}", f"--step={step}",
+                        "--recipe_epochs=10", f"--out={out}"],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+  assert res.returncode == 0, res.stdout + res.stderr
+  summary = json.loads(out.read_text())
+  (command,) = summary["commands"]
+  assert command["exit"] == 0 and command["wall_s"] == 42.5
+  assert 0 < command["compile_and_first_step_s"] <= command["to_first_step_s"] < 42.5
+  assert [e["step"] for e in command["evals"]] == [2, 4, 6]   # every epoch of 2 steps
+  assert all(e["seconds"] > 0 for e in command["evals"]) and command["report_s"] > 0
+  checks = summary["continuity"]
+  assert checks["evaluations_due"] == checks["evaluations_done"] == [2, 4, 6]
+  assert checks["every_due_evaluation_done"] and checks["results_complete"]
+  assert checks["log_steps_each_once"] and checks["last_logged_step"] == 6
+  main = summary["main_job"]   # steps 2-6 timed (step 1 compiles), the first interval left out
+  assert main["intervals"] == 4 and main["images_per_s"] > 0
+  assert summary["ratio_to_step_alone"] == main["images_per_s"] / 100.0
+  recipe = summary["recipe"]
+  assert recipe["epochs"] == 10 and recipe["steps_per_epoch"] == 2
+  assert math.isclose(recipe["total_s"], sum(recipe[k] for k in (
+      "start_to_first_step_s", "steps_s", "evaluations_s", "saves_s", "report_s")))
+  assert math.isclose(recipe["steps_s"], 10 * 2 * 16 / main["images_per_s"])

@@ -160,3 +160,26 @@ def test_main_reports_bad_input_without_a_traceback(tmp_path):
   assert res.returncode == 1
   assert "error: SYSU-MM01 root" in res.stderr and "request it from the authors" in res.stderr
   assert "Traceback" not in res.stderr
+
+
+def test_compilation_cache_folder_follows_the_flag_unless_jax_own_variable_is_set(tmp_path,
+                                                                                 monkeypatch):
+  import jax  # pylint: disable=g-import-not-at-top
+  from vireid_jax import main  # pylint: disable=g-import-not-at-top
+  before = jax.config.jax_compilation_cache_dir
+  try:
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    main.use_compilation_cache(str(tmp_path / "cache"))
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+    assert (tmp_path / "cache").is_dir()
+    jax.config.update("jax_compilation_cache_dir", before)
+    main.use_compilation_cache("none")                     # off
+    assert jax.config.jax_compilation_cache_dir == before
+    (tmp_path / "file").write_text("")
+    main.use_compilation_cache(str(tmp_path / "file" / "cache"))   # unwritable: warned, off
+    assert jax.config.jax_compilation_cache_dir == before
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "theirs"))
+    main.use_compilation_cache(str(tmp_path / "ours"))     # JAX's own variable wins
+    assert jax.config.jax_compilation_cache_dir == before and not (tmp_path / "ours").exists()
+  finally:
+    jax.config.update("jax_compilation_cache_dir", before)

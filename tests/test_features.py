@@ -118,3 +118,33 @@ def test_mesh_without_data_axis_is_refused():
   mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
   with pytest.raises(ValueError, match="'data'"):
     features.make_extractor(lambda v, x, m: jnp.zeros((x.shape[0], 2)), SIZE, 4, mesh=mesh)
+
+
+def test_new_weights_reuse_the_compiled_function_and_cached_images(tmp_path):
+  """A run's evaluations: one compilation whatever the weights; files read once with the cache."""
+  paths = _write_images(tmp_path, 6, seed=3)
+  traces = []
+
+  def embed_fn(weights, x, modality):
+    traces.append(modality)
+    return x.reshape(x.shape[0], -1) @ weights["w"] + 3.0 * modality
+
+  rng = np.random.default_rng(0)
+  w1, w2 = (rng.standard_normal((SIZE[0] * SIZE[1] * 3, 5)).astype(np.float32) for _ in "ab")
+  extract = features.make_extractor(embed_fn, SIZE, batch_size=4, cache_images=True)
+  first = extract(paths, 1, {"w": w1})
+  for p in paths:                  # the cache holds the decoded images: files are not read again
+    os.remove(p)
+  second = extract(paths, 1, {"w": w2})
+  assert traces == [1]
+  assert not np.allclose(first, second, atol=1e-3)      # the new weights were used
+  x = np.stack([images_lib.normalize(images_lib.load_image(p, SIZE)) for p in _write_images(
+      tmp_path, 6, seed=3)]).reshape(6, -1).astype(np.float64)
+  for w, out in ((w1, first), (w2, second)):
+    e = x @ w + 3.0
+    np.testing.assert_allclose(out, e / np.linalg.norm(e, axis=1, keepdims=True), atol=1e-5)
+  uncached = features.make_extractor(embed_fn, SIZE, batch_size=4)
+  uncached(paths, 1, {"w": w1})
+  os.remove(paths[0])
+  with pytest.raises(FileNotFoundError):
+    uncached(paths, 1, {"w": w1})

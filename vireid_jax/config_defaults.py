@@ -137,6 +137,10 @@ def agw_baseline(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.random_erasing = 0.0
   c.data.channel_augment = 0.0
   c.data.channel_exchange_view = False
+  # Decode and resize every training image once (SYSU-MM01: about 4.5 GB of host memory):
+  # decoding and Lanczos-resizing every batch keeps ~12 host cores busy and still feeds a
+  # GPU at ~60% of its step rate (BENCHMARKS.md, "Whole job on one GPU"). Same batches.
+  c.data.cache_decoded = True
   c.batch.identities, c.batch.instances = 8, 4
   c.model.depth, c.model.last_stride = 50, 1
   c.model.two_stream = True

@@ -55,6 +55,11 @@ def make_test_extractor(config: ml_collections.ConfigDict, model, *, mesh=None,
       image_source=datasets.test_image_source(config.data), cache_images=cache_images)
 
 
+def make_run_extractor(config: ml_collections.ConfigDict, model) -> features.Extractor:
+  """The extractor of a run's evaluations, caching test images as `eval.cache_images` says."""
+  return make_test_extractor(config, model, cache_images=bool(config.eval.cache_images))
+
+
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
   results: dict                      # {protocol: {"rank1": ..., "std": ..., ...}}
@@ -72,16 +77,16 @@ class RetrievalEvaluator:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, model, suite, test_set, *,
-               trials: int, prefix: str):
+               trials: int, prefix: str, extract: features.Extractor | None = None):
     self.config = config
     self.model = model
     self.suite = suite
     self.test_set = test_set
     self.trials = int(trials)
     self.prefix = prefix
-    # One extractor for every evaluation of the run: compiled once, test images decoded once.
-    self._extract = make_test_extractor(config, model,
-                                        cache_images=bool(config.eval.cache_images))
+    # One extractor for every evaluation of a run (`extract`, shared by the periodic
+    # evaluations and the report): compiled once, the test images decoded once.
+    self._extract = extract or make_run_extractor(config, model)
 
   def run(self, variables, *, rank_list_queries: int = 0) -> Evaluation:
     """Evaluates `variables` ({"params", "batch_stats"}): host arrays, or device arrays

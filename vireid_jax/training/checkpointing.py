@@ -112,8 +112,11 @@ class Checkpointer:
   def __init__(self, workdir: fileio.PathLike, keep: int = 2, async_save: bool = True,
                read_only: bool = False):
     self.workdir = fileio.as_path(workdir)     # a folder or a URL, handed to orbax as it is
+    # Old checkpoints are deleted in the background: a save costs the training loop
+    # only the copy of the state off the devices.
     options = dict(enable_async_checkpointing=async_save, create=not read_only,
-                   cleanup_tmp_directories=not read_only)
+                   cleanup_tmp_directories=not read_only,
+                   enable_background_delete=async_save and not read_only)
 
     def multiprocessing(name):
       # On several processes each manager synchronises through barriers named by step:

@@ -180,11 +180,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: fileio.PathLi
     state = initial_state(config, plan, ckpt, mesh)
     if plan.start_step == 0:
       writer.write_hparams(summaries.flat_hparams(config))
-    status = train_loop(config, plan, state, ckpt, writer, mesh, batch_source)
+    # One extractor for the run's evaluations and its report: compiled once, images read once.
+    extract = evaluators.make_run_extractor(config, plan.model) if plan.suite else None
+    status = train_loop(config, plan, state, ckpt, writer, mesh, batch_source, extract)
     if status or plan.suite is None:
       return status
     state = None
-    final_report(config, plan, ckpt, writer, mesh)
+    final_report(config, plan, ckpt, writer, extract)
     return 0
   except jax.errors.JaxRuntimeError:
     # Several processes: another one may be gone, and a save in flight would wait for it.
@@ -207,13 +209,14 @@ def initial_state(config, plan: RunPlan, ckpt, mesh):
 
 
 def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
-               batch_source: setup.BatchSource | None) -> int:
+               batch_source: setup.BatchSource | None, extract=None) -> int:
   """Steps from the start step to the end; returns 0, or STOPPED_EXIT_STATUS on SIGTERM."""
   total, spe, record = plan.total_steps, plan.steps_per_epoch, plan.record
   evaluator = None
   if plan.suite is not None and int(config.eval.every_epochs) > 0:
     evaluator = evaluators.RetrievalEvaluator(config, plan.model, plan.suite, plan.test_set,
-                                              trials=int(config.eval.train_trials), prefix="eval")
+                                              trials=int(config.eval.train_trials), prefix="eval",
+                                              extract=extract)
   eval_every = int(config.eval.every_epochs) * spe
   save_every = int(config.checkpoint_every_epochs) * spe
   log_every = int(config.log_every_steps)
@@ -269,6 +272,7 @@ def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
         stopping = stop.should_stop(done)      # a signal that came during the evaluation
         save_now = save_now or stopping
       if save_now:
+        jax.block_until_ready(state)    # the steps in flight first: they are training time
         started = time.perf_counter()
         ckpt.save(done, state, record.to_json())   # asynchronous: this is the pause it costs
         progress.pause(time.perf_counter() - started)
@@ -318,9 +322,8 @@ def completed_report(config, plan: RunPlan) -> dict | None:
   return done
 
 
-def final_report(config, plan: RunPlan, ckpt, writer, mesh) -> dict:
+def final_report(config, plan: RunPlan, ckpt, writer, extract=None) -> dict:
   """Evaluates the best checkpoint with every trial into `results.json`."""
-  del mesh
   ckpt.wait()
   which, step, settings, tags = report_plan(config, plan)
   if which == "latest":
@@ -328,15 +331,15 @@ def final_report(config, plan: RunPlan, ckpt, writer, mesh) -> dict:
                 "latest checkpoint.")
   state, _ = ckpt.restore(plan.abstract_state, step)
   return write_report(config, plan.model, plan.suite, plan.test_set, state, settings, tags,
-                      plan.workdir, writer)
+                      plan.workdir, writer, extract)
 
 
 def write_report(config, model, suite, test_set, state, settings: dict, tags: list[str],
-                 workdir: epath.Path, writer) -> dict:
+                 workdir: epath.Path, writer, extract=None) -> dict:
   """Runs the evaluation of `settings`; prints the table; writes the results file and summaries."""
   evaluator = evaluators.RetrievalEvaluator(config, model, suite, test_set,
                                             trials=int(config.eval.trials),
-                                            prefix=report.summary_prefix(tags))
+                                            prefix=report.summary_prefix(tags), extract=extract)
   log.info("report: %s checkpoint (step %d), %d gallery trial(s)%s", settings["checkpoint"],
            settings["step"], settings["trials"], f", {' '.join(tags)}" if tags else "")
   started = time.perf_counter()

@@ -1,8 +1,8 @@
 """`generate`: checks the arguments, runs the dataset's layout writer, marks the folder complete.
 
-Each dataset declares its layout writer (`dataset.SyntheticLayout`); the
-registry is read when `generate` runs, never at import (the dataset packages
-import this renderer).
+Each dataset declares its layout writer (`dataset.SyntheticLayout`), which
+draws with the shared renderer (`vireid_jax.data.render`); the registry says
+which datasets have one.
 """
 
 from __future__ import annotations
