@@ -28,35 +28,33 @@ FOLDERS = {VISIBLE: ("test_vis", ["cam1", "cam2", "cam3", "cam4", "cam5", "cam6"
 ROWS = ("infrared_to_visible", "visible_to_infrared", "deen_visible_to_infrared")
 
 
-def reference_query(root, modality):
-  """Every test image of the modality: (paths, person ids, cameras), in the definition's order."""
+def _folders(root, modality):
+  """Sorted file lists of every existing (id, camera) folder, ids in sorted "%04d" order."""
   with open(os.path.join(root, "idx", "test_id.txt")) as f:
     ids = ["%04d" % int(y) for y in f.read().splitlines()[0].split(",")]
   folder, cams = FOLDERS[modality]
-  files = []
   for pid in sorted(ids):
     for cam in cams:
       d = os.path.join(root, folder, cam, pid)
       if os.path.isdir(d):
-        files.extend(sorted(os.path.join(d, name) for name in os.listdir(d)))
+        yield sorted(os.path.join(d, name) for name in os.listdir(d))
+
+
+def _with_ids(files):
+  """(paths, person ids, cameras), read from the paths (camK/PPPP/name)."""
   return files, np.array([int(p.split(os.sep)[-2]) for p in files]), \
       np.array([int(p.split(os.sep)[-3][3:]) for p in files])
+
+
+def reference_query(root, modality):
+  """Every test image of the modality: (paths, person ids, cameras), in the definition's order."""
+  return _with_ids([p for files in _folders(root, modality) for p in files])
 
 
 def reference_gallery(root, modality, trial):
   """random.seed(trial), then one random.choice per existing (id, camera) folder."""
   random.seed(trial)
-  with open(os.path.join(root, "idx", "test_id.txt")) as f:
-    ids = ["%04d" % int(y) for y in f.read().splitlines()[0].split(",")]
-  folder, cams = FOLDERS[modality]
-  files = []
-  for pid in sorted(ids):
-    for cam in cams:
-      d = os.path.join(root, folder, cam, pid)
-      if os.path.isdir(d):
-        files.append(random.choice(sorted(os.path.join(d, name) for name in os.listdir(d))))
-  return files, np.array([int(p.split(os.sep)[-2]) for p in files]), \
-      np.array([int(p.split(os.sep)[-3][3:]) for p in files])
+  return _with_ids([random.choice(files) for files in _folders(root, modality)])
 
 
 def reference_metrics(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=20):

@@ -49,6 +49,15 @@ class Report:
     return "\n".join(out)
 
 
+def read(report: Report, *loaders, where: str = ""):
+  """The loaders' results; None, with the refusal reported (after `where`), if one refuses."""
+  try:
+    return tuple(load() for load in loaders)
+  except (FileNotFoundError, ValueError) as e:
+    report.problem(f"{where}{e}")
+    return None
+
+
 def inspect_image(path: str, modality: int) -> tuple[str | None, str | None]:
   """(PIL mode or None, what is wrong with the file or None) for one image."""
   try:

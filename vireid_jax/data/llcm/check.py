@@ -12,12 +12,10 @@ from vireid_jax.data.records import INFRARED, MODALITY_NAMES, VISIBLE
 def scan(root: str, splits, decode: bool, report: scan_lib.Report) -> None:
   """The lists, counts per camera, ids in train and test or in one modality, and every image."""
   del splits
-  try:
-    train = reader.load_train(root)
-    test = reader.load_test(root)
-  except (FileNotFoundError, ValueError) as e:
-    report.problem(str(e))
+  sets = scan_lib.read(report, lambda: reader.load_train(root), lambda: reader.load_test(root))
+  if sets is None:
     return
+  train, test = sets
   report.info(f"{reader.TRAIN_LISTS[0]} and {reader.TRAIN_LISTS[1]}: {train.num_classes} "
               f"classes; {reader.TEST_ID_LIST}: {len(test.test_ids)} ids")
   scan_lib.counts(report, "train (classes)", train.visible + train.infrared)

@@ -14,12 +14,11 @@ def scan(root: str, splits: Sequence[int], decode: bool, report: scan_lib.Report
   """Each split's lists and counts, ids in train and test, and (decode) every image."""
   seen: set[str] = set()
   for trial in splits or reader.TRIALS:
-    try:
-      train = reader.load_train(root, trial)
-      test = reader.load_test(root, trial)
-    except (FileNotFoundError, ValueError) as e:
-      report.problem(f"trial {trial}: {e}")
+    sets = scan_lib.read(report, lambda: reader.load_train(root, trial),
+                         lambda: reader.load_test(root, trial), where=f"trial {trial}: ")
+    if sets is None:
       continue
+    train, test = sets
     report.info(f"trial {trial}: train {train.num_classes} classes, {len(train.visible)} visible + "
                 f"{len(train.infrared)} thermal; test {len(test.visible)} visible + "
                 f"{len(test.thermal)} thermal")

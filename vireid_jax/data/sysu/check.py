@@ -12,12 +12,10 @@ from vireid_jax.data.sysu import reader
 def scan(root: str, splits, decode: bool, report: scan_lib.Report) -> None:
   """The id lists, counts per camera, ids without images, and (decode) every image."""
   del splits
-  try:
-    train = reader.load_train(root)
-    test = reader.load_test(root)
-  except (FileNotFoundError, ValueError) as e:
-    report.problem(str(e))
+  sets = scan_lib.read(report, lambda: reader.load_train(root), lambda: reader.load_test(root))
+  if sets is None:
     return
+  train, test = sets
   root = os.path.abspath(root)
   listed = {}
   for split in ("train", "val", "test"):
