@@ -57,7 +57,8 @@ def data_identity(data_cfg) -> tuple[str, tuple]:
   alone (fixed seed), so two workdirs that each generated one hold the same images.
   """
   name, layout = str(data_cfg.name), str(data_cfg.synthetic_layout)
-  trial = datasets.dataset_of(data_cfg).split_of(data_cfg.trial)
+  known = (layout if name == registry.SYNTHETIC else name) in registry.DATASETS
+  trial = datasets.dataset_of(data_cfg).split_of(data_cfg.trial) if known else None
   where = os.path.abspath(os.path.expanduser(data_cfg.root)) if data_cfg.root else ""
   if name == registry.SYNTHETIC and not where:
     num_ids = int(data_cfg.synthetic_num_ids)

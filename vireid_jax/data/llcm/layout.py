@@ -1,7 +1,7 @@
 """The synthetic LLCM layout: idx/ lists, train_{vis,nir}/ and test_{vis,nir}/camK/PPPP/NNNN.jpg.
 
-Nine cameras, each filming one place in both modalities (visible by day or
-lamp light, near-infrared at night), as in LLCM: a visible and an infrared
+Nine cameras, each filming one place in both modalities (visible or
+near-infrared imaging as the light allows), as in LLCM: a visible and an infrared
 image of one camera share their background, which the protocol's
 same-camera rule keeps out of the ranking. The visible cameras are low-light:
 dark, noisy and colour-cast. The near-infrared side has no camera 3.
