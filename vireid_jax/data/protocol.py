@@ -18,8 +18,6 @@ import numpy as np
 
 from vireid_jax.data.records import ImageRecord
 
-GALLERY_RULES = ("baseline", "official")
-
 
 @dataclasses.dataclass(frozen=True)
 class ModalityImages:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from vireid_jax.data.dataset import Dataset, SyntheticLayout, TfdsLayout
 from vireid_jax.data.llcm import check, layout, protocol
-from vireid_jax.data.llcm.reader import (CAMERAS, HOW_TO_GET, TEST_FOLDERS, LlcmTestSet,
-                                         load_test, load_train)
+from vireid_jax.data.llcm.reader import (HOW_TO_GET, TEST_FOLDERS, LlcmTestSet, load_test,
+                                         load_train)
 from vireid_jax.data.records import INFRARED, VISIBLE
 
 TFDS_TEST_SPLITS = {VISIBLE: "test_visible", INFRARED: "test_infrared"}
