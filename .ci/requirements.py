@@ -4,7 +4,8 @@
     python .ci/requirements.py --check  # exit 1 if they differ from pyproject.toml
 
 requirements.txt = the dependencies + the `data` and `viz` extras (what the README's
-install command needs to train, evaluate and plot); requirements-test.txt = that + `test`.
+install command needs to train, evaluate and plot); requirements-test.txt = that + `export`
+(the tests run the exported files) + `test`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def render(pyproject_path: str = os.path.join(ROOT, "pyproject.toml")) -> dict[s
              + "#   pip install -r requirements.txt -e .\n"
              + "# For CUDA, install jax[cuda12] (or jax[cuda13]) first; for TPU, jax[tpu].\n"
              + "".join(f"{r}\n" for r in project["dependencies"] + extras["data"] + extras["viz"]))
-  test = HEADER + "-r requirements.txt\n" + "".join(f"{r}\n" for r in extras["test"])
+  test = (HEADER + "-r requirements.txt\n"
+          + "".join(f"{r}\n" for r in extras["export"] + extras["test"]))
   return {"requirements.txt": runtime, "requirements-test.txt": test}
 
 

@@ -57,7 +57,12 @@ def refuse_to_replace(paths: Iterable[PathLike], overwrite: bool) -> None:
 
 
 def write_text_atomic(path: PathLike, text: str) -> None:
-  """Writes `text` to `path` so that a reader never sees a half-written file.
+  """Writes `text` to `path` so that a reader never sees a half-written file (`write_bytes_atomic`)."""
+  write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: PathLike, data: bytes) -> None:
+  """Writes `data` to `path` so that a reader never sees a half-written file.
 
   Local files go through a temporary file renamed into place (a killed write
   leaves the old file) and get the usual permissions (0666 less the umask),
@@ -67,12 +72,12 @@ def write_text_atomic(path: PathLike, text: str) -> None:
   path = as_path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   if is_remote(path):
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(data)
     return
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=os.fspath(path.parent))
   try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)

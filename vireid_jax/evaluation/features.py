@@ -35,6 +35,22 @@ Extractor = Callable[..., np.ndarray]
 _PREFETCH = 2
 
 
+def embed_pixels(embed_fn: EmbedFn, weights: Any, pixels: jax.Array, modality: Any,
+                 flip: bool = False) -> jax.Array:
+  """uint8 NHWC pixels -> float32 (N, D) L2-normalised features: what the evaluation computes.
+
+  Shared by the extractor below and the exported model (`tools.export`), so a
+  deployed file computes what the evaluation measured. `modality` is passed to
+  `embed_fn` as it is (a static int here; the exporter's may be traced).
+  """
+  x = inputs.normalize(pixels)
+  e = embed_fn(weights, x, modality).astype(jnp.float32)
+  if flip:
+    e = 0.5 * (e + embed_fn(weights, x[:, :, ::-1, :], modality).astype(jnp.float32))
+  norm = jnp.sqrt(jnp.sum(e * e, axis=1, keepdims=True))
+  return e / jnp.maximum(norm, 1e-12)
+
+
 def make_extractor(embed_fn: EmbedFn, image_size: tuple[int, int], batch_size: int, *,
                    flip: bool = False, mesh: jax.sharding.Mesh | None = None,
                    num_threads: int = 8, image_source: EncodedImages | None = None,
@@ -79,12 +95,7 @@ def make_extractor(embed_fn: EmbedFn, image_size: tuple[int, int], batch_size: i
   def embed(modality: int):
     if modality not in compiled:
       def run(weights, pixels):
-        x = inputs.normalize(pixels)
-        e = embed_fn(weights, x, modality).astype(jnp.float32)
-        if flip:
-          e = 0.5 * (e + embed_fn(weights, x[:, :, ::-1, :], modality).astype(jnp.float32))
-        norm = jnp.sqrt(jnp.sum(e * e, axis=1, keepdims=True))
-        return e / jnp.maximum(norm, 1e-12)
+        return embed_pixels(embed_fn, weights, pixels, modality, flip)
       kwargs = ({} if sharding is None else
                 {"in_shardings": (replicated, sharding), "out_shardings": sharding})
       compiled[modality] = jax.jit(run, **kwargs)

@@ -266,6 +266,29 @@ def embedding_dim(model: ViReIDNet) -> int:
   return dim
 
 
+MODALITY_SPECIFIC = ("stem", "branch")
+
+
+def select_modality(variables: Mapping, modality: jax.Array) -> dict:
+  """`variables` whose visible stem and branch hold those of `modality` (0 or 1, may be traced).
+
+  `embed(..., VISIBLE)` on the result is `embed(..., modality)` on `variables`:
+  one graph serves both modalities, with the modality a runtime input and no
+  control flow (the exported model, `tools.export`). Parts that both
+  modalities share are left as they are.
+  """
+  pick = lambda visible, infrared: jnp.where(modality == INFRARED, infrared, visible)
+  out = {}
+  for collection, tree in variables.items():
+    tree = dict(tree)
+    for part in MODALITY_SPECIFIC:
+      visible, infrared = f"{part}_{MODALITY_NAMES[VISIBLE]}", f"{part}_{MODALITY_NAMES[INFRARED]}"
+      if visible in tree and infrared in tree:
+        tree[visible] = jax.tree.map(pick, tree[visible], tree[infrared])
+    out[collection] = tree
+  return out
+
+
 def init_variables(model: ViReIDNet, rng: jax.Array, image_size, batch: int = 2) -> dict:
   """{"params", "batch_stats"} of `model` for images of `image_size` = (height, width)."""
   h, w = (int(s) for s in image_size)

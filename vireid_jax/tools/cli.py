@@ -16,11 +16,12 @@ class UsageError(UserError, ValueError):
   """A tool was called with arguments that cannot work; the message says what to change."""
 
 
-def run_cli(main_fn: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> int:
-  """Runs a tool's `main`; bad input ends with its message and exit status 1, no traceback."""
+def run_cli(main_fn: Callable[[list[str] | None], Any], argv: list[str] | None = None,
+            bad_input_status: int = 1) -> int:
+  """Runs a tool's `main`; bad input ends with its message and `bad_input_status`, no traceback."""
   try:
     main_fn(argv)
   except (FileNotFoundError, BadImageError, UserError) as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
-    return 1
+    return bad_input_status
   return 0

@@ -115,7 +115,8 @@ def restore_for_evaluation(config, workdir, model, steps_per_epoch: int, which,
   try:
     which = str(which)
     if which == "best" and ckpt.best_step() is None:
-      log.warning("No best checkpoint (no evaluation during training): using the latest.")
+      if ckpt.latest_step() is not None:   # else restoring "latest" says there is none
+        log.warning("No best checkpoint (no evaluation during training): using the latest.")
       which = "latest"
     state, step = ckpt.restore(abstract, which)
   finally:
