@@ -2,11 +2,12 @@
 
 ROW: baseline (two-stream, shared head only: exactly configs/agw_baseline.py),
 intra (+ intra-modality branches), dist (+ distribution loss, no branches),
-full (both: configs/sysu.py). DATASET: sysu (default), regdb or synthetic (the
-small CPU model of configs/synthetic.py).
+full (both: configs/sysu.py). DATASET: sysu (default), regdb, llcm or synthetic
+(the small CPU model of configs/synthetic.py).
 """
 
 from vireid_jax import config_defaults
+from vireid_jax.data import registry
 
 ROWS = {
     "baseline": dict(intra=False, dist=False),
@@ -25,4 +26,5 @@ def get_config(arg: str = "full"):
   else:
     c = config_defaults.agw_baseline(config_defaults.base_config())
     c.data.name = dataset or "sysu"
+    c.data.image_size = registry.get(c.data.name).image_size
   return config_defaults.method_modules(c, **ROWS[row])

@@ -20,12 +20,18 @@ RegDB (one run per trial split t = 1..10):
 bfloat16 compute by default (fast); `--config.model.dtype=float32
 --config.eval.dtype=float32` computes step for step what the reference
 computes (docs/method.md, "Parity with the reference code").
+
+LLCM: `--config=configs/agw_baseline.py:llcm` trains the same recipe at LLCM's image size
+(384 x 144). Its public code does not read LLCM; the LLCM numbers published for
+AGW come from the LLCM authors' own runs (docs/method.md, "Reference numbers").
 """
 
 from vireid_jax import config_defaults
+from vireid_jax.data import registry
 
 
 def get_config(arg: str = "sysu"):
   c = config_defaults.agw_baseline(config_defaults.base_config())
   c.data.name = arg
+  c.data.image_size = registry.get(arg).image_size    # LLCM: 384 x 144; the others 288 x 144
   return c

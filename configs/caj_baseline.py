@@ -18,12 +18,18 @@ RegDB (one run per trial split t = 1..10):
   python -m vireid_jax.main --config=configs/caj_baseline.py:regdb --workdir=runs/caj_regdb_t1 \
       --config.data.root=/data/RegDB --config.data.trial=1 \
       --config.model.pretrained=/weights/resnet50.npz
+
+LLCM: `--config=configs/caj_baseline.py:llcm` trains the same recipe at LLCM's image size
+(384 x 144). Its public code does not read LLCM; the LLCM numbers published for
+CAJ come from the LLCM authors' own runs (docs/method.md, "Reference numbers").
 """
 
 from vireid_jax import config_defaults
+from vireid_jax.data import registry
 
 
 def get_config(arg: str = "sysu"):
   c = config_defaults.caj_baseline(config_defaults.base_config())
   c.data.name = arg
+  c.data.image_size = registry.get(arg).image_size    # LLCM: 384 x 144; the others 288 x 144
   return c

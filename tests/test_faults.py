@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 from vireid_jax import config_defaults
-from vireid_jax.data import check, images, pipeline, synthetic, sysu
+from vireid_jax.data import check, images, pipeline, scan, synthetic, sysu
 from vireid_jax.data.records import VISIBLE
 from vireid_jax.losses import objective
 from vireid_jax.training import checkpointing, nonfinite, reporting, run_info, setup, trainer
@@ -383,7 +383,7 @@ def test_broken_files_on_the_training_reader_are_refused_naming_the_file(tmp_pat
     f.write(data)
   with pytest.raises(images.BadImageError, match=f"broken_{damage}"):
     pipeline.decode_files([good, bad], (12, 6), num_parallel_calls=1)
-  assert check.inspect_image(bad, VISIBLE)[1]  # and the scan reports it
+  assert scan.inspect_image(bad, VISIBLE)[1]  # and the scan reports it
 
 
 def test_empty_identity_folders_and_listed_ids_without_images_are_dropped_and_reported(
@@ -415,7 +415,7 @@ def test_empty_identity_folders_and_listed_ids_without_images_are_dropped_and_re
   assert any(f"{emptied}" in r.getMessage() and "9999" in r.getMessage()
              and "no images" in r.getMessage() for r in caplog.records)
 
-  report = check.check_sysu(root)
+  report = check.check("sysu", root)
   assert report.problems == [f"training ids without any image: {sorted([emptied, 9999])}"]
   text = report.text()
   assert "1 visible image(s) converted to RGB" in text and "RGBA 1" in text

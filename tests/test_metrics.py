@@ -1,11 +1,23 @@
-"""The vectorised metrics against a per-query loop transcribed from AGW's eval code."""
+"""The vectorised metrics against a per-query loop transcribed from AGW's eval code.
+
+`evaluate_sysu` and `evaluate_regdb` are the generic metrics with SYSU-MM01's camera rule
+(declared in its module) and with RegDB's plain CMC."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
 
+from vireid_jax.data.sysu import protocol as sysu_protocol
 from vireid_jax.evaluation import metrics
+
+evaluate_sysu = functools.partial(metrics.evaluate, rule=sysu_protocol.CAMERA_RULE)
+
+
+def evaluate_regdb(distmat, q_pids, g_pids, max_rank=20):
+  return metrics.evaluate(distmat, q_pids, g_pids, distinct_ids=False, max_rank=max_rank)
 
 
 def _pad(cmc, max_rank):
@@ -101,9 +113,9 @@ def test_sysu_matches_agw_loop_on_random_cases(ties):
     has_pos = [np.any((g_pids == p) & ~((c == 3) & (g_cams == 2))) for p, c in zip(q_pids, q_cams)]
     if not any(has_pos):
       with pytest.raises(ValueError, match="No query has a positive"):
-        metrics.evaluate_sysu(d, q_pids, g_pids, q_cams, g_cams, max_rank)
+        evaluate_sysu(d, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank)
       continue
-    ours = metrics.evaluate_sysu(d, q_pids, g_pids, q_cams, g_cams, max_rank)
+    ours = evaluate_sysu(d, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank)
     assert ours["cmc"].shape == (max_rank,)
     _assert_same(ours, agw_eval_sysu(d, q_pids, g_pids, q_cams, g_cams, max_rank))
     checked += 1
@@ -118,7 +130,7 @@ def test_regdb_matches_agw_loop_on_random_cases(ties):
     if not np.isin(q_pids, g_pids).any():
       continue
     max_rank = int(rng.choice([1, 5, 20]))
-    ours = metrics.evaluate_regdb(d, q_pids, g_pids, max_rank)
+    ours = evaluate_regdb(d, q_pids, g_pids, max_rank)
     _assert_same(ours, agw_eval_regdb(d, q_pids, g_pids, max_rank))
 
 
@@ -130,9 +142,9 @@ def test_larger_case_crosses_chunks(monkeypatch):
   q_cams = rng.choice([3, 6], 150)
   g_cams = rng.choice([1, 2, 4, 5], g_pids.size)
   d = rng.random((150, g_pids.size)).astype(np.float32)
-  _assert_same(metrics.evaluate_sysu(d, q_pids, g_pids, q_cams, g_cams),
+  _assert_same(evaluate_sysu(d, q_pids, g_pids, q_cams, g_cams),
                agw_eval_sysu(d, q_pids, g_pids, q_cams, g_cams))
-  _assert_same(metrics.evaluate_regdb(d, q_pids, g_pids), agw_eval_regdb(d, q_pids, g_pids))
+  _assert_same(evaluate_regdb(d, q_pids, g_pids), agw_eval_regdb(d, q_pids, g_pids))
 
 
 def test_hand_computed_sysu_example():
@@ -142,26 +154,26 @@ def test_hand_computed_sysu_example():
   d = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6]])
   g_pids = np.array([2, 1, 2, 1, 3, 1])
   g_cams = np.array([1, 2, 4, 1, 5, 5])
-  out = metrics.evaluate_sysu(d, np.array([1]), g_pids, np.array([3]), g_cams, max_rank=4)
+  out = evaluate_sysu(d, np.array([1]), g_pids, np.array([3]), g_cams, max_rank=4)
   # After removal: [2, 2, 1, 3, 1]; distinct ids: [2, 1, 3] -> found at rank 2.
   np.testing.assert_allclose(out["cmc"], [0, 1, 1, 1])
   # Positives at ranks 3 and 5: AP = (1/3 + 2/5) / 2, INP = 2 / 5.
   assert out["mAP"] == pytest.approx((1 / 3 + 2 / 5) / 2, abs=1e-15)
   assert out["mINP"] == pytest.approx(0.4, abs=1e-15)
   # The same query from camera 6 keeps g1: positives at 2, 4, 6; found at rank 2.
-  out6 = metrics.evaluate_sysu(d, np.array([1]), g_pids, np.array([6]), g_cams, max_rank=4)
+  out6 = evaluate_sysu(d, np.array([1]), g_pids, np.array([6]), g_cams, max_rank=4)
   assert out6["mAP"] == pytest.approx((1 / 2 + 2 / 4 + 3 / 6) / 3, abs=1e-15)
   assert out6["mINP"] == pytest.approx(3 / 6, abs=1e-15)
   np.testing.assert_allclose(out6["cmc"], [0, 1, 1, 1])
   # RegDB rule: no removal, no de-duplication: first positive at rank 2.
-  reg = metrics.evaluate_regdb(d, np.array([1]), g_pids, max_rank=3)
+  reg = evaluate_regdb(d, np.array([1]), g_pids, max_rank=3)
   np.testing.assert_allclose(reg["cmc"], [0, 1, 1])
 
 
 def test_short_distinct_list_pads_with_last_value():
   # 2 distinct gallery ids but max_rank 20: found at rank 2 stays found.
   d = np.array([[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]])
-  out = metrics.evaluate_sysu(d, np.array([5, 7]), np.array([7, 7, 5]), np.array([6, 6]),
+  out = evaluate_sysu(d, np.array([5, 7]), np.array([7, 7, 5]), np.array([6, 6]),
                               np.array([1, 1, 1]), max_rank=20)
   expected = np.ones(20)
   expected[0] = 0.0   # query 0 (id 5) is 2nd distinct; query 1 (id 7) is 2nd too
@@ -172,7 +184,7 @@ def test_queries_without_positive_are_left_out():
   d = np.array([[0.1, 0.2], [0.2, 0.1], [0.5, 0.6]])
   g_pids, g_cams = np.array([1, 2]), np.array([2, 1])
   # Query 0 (id 1, cam 3) only has a camera-2 positive: left out. Query 2: id absent.
-  out = metrics.evaluate_sysu(d, np.array([1, 2, 9]), g_pids, np.array([3, 6, 6]), g_cams, 2)
+  out = evaluate_sysu(d, np.array([1, 2, 9]), g_pids, np.array([3, 6, 6]), g_cams, max_rank=2)
   np.testing.assert_allclose(out["cmc"], [1.0, 1.0])
   assert out["mAP"] == 1.0 and out["mINP"] == 1.0
 
@@ -180,13 +192,13 @@ def test_queries_without_positive_are_left_out():
 def test_bad_inputs_raise_clear_errors():
   d = np.zeros((2, 3))
   with pytest.raises(ValueError, match="q_pids"):
-    metrics.evaluate_regdb(d, np.zeros(3), np.zeros(3))
+    evaluate_regdb(d, np.zeros(3), np.zeros(3))
   with pytest.raises(ValueError, match="NaN"):
-    metrics.evaluate_regdb(np.full((2, 3), np.nan), np.zeros(2), np.zeros(3))
+    evaluate_regdb(np.full((2, 3), np.nan), np.zeros(2), np.zeros(3))
   with pytest.raises(ValueError, match="No query has a positive"):
-    metrics.evaluate_regdb(d, np.array([1, 2]), np.array([3, 4, 5]))
+    evaluate_regdb(d, np.array([1, 2]), np.array([3, 4, 5]))
   with pytest.raises(ValueError, match="g_cams"):
-    metrics.evaluate_sysu(d, np.zeros(2), np.zeros(3), np.zeros(2), np.zeros(2))
+    evaluate_sysu(d, np.zeros(2), np.zeros(3), np.zeros(2), np.zeros(2))
 
 
 def test_no_tensorflow_import():

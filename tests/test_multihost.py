@@ -271,7 +271,8 @@ def test_a_stop_on_one_host_stops_both_a_killed_host_ends_the_other_and_both_res
   go = str(tmp_path / "go")
   cmd = child_command(workdir, mh.data)
 
-  # SIGTERM to process 1 right after step 1: both stop after one same step, with a checkpoint.
+  # SIGTERM to process 1 while it is paused after step 1: both stop after one same step (1, or
+  # a later one if the notice reaches the other host late), with a checkpoint.
   hosts = Hosts(cmd, mh.env, str(tmp_path / "stop"), pause_at=1, go=go)
   hosts.wait_for(1, "PHASE paused")
   hosts.procs[1].send_signal(signal.SIGTERM)
@@ -282,7 +283,7 @@ def test_a_stop_on_one_host_stops_both_a_killed_host_ends_the_other_and_both_res
   stops = [re.findall(r"Stopped at step (\d+) with a checkpoint", o) for o in out]
   assert stops[0] == stops[1] and len(stops[0]) == 1, stops
   stopped_at = int(stops[0][0])
-  assert 2 <= stopped_at < TOTAL_STEPS
+  assert 1 <= stopped_at < TOTAL_STEPS    # the stop point the hosts agree on: 1 or later
   assert str(stopped_at) in os.listdir(os.path.join(workdir, "checkpoints"))
   assert not any("Traceback" in o for o in out)
 

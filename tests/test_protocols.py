@@ -1,4 +1,7 @@
-"""SYSU-MM01/RegDB protocols: gallery draws, rand_perm_cam files, trials, reports."""
+"""SYSU-MM01/RegDB protocols: gallery draws, rand_perm_cam files, trials, reports.
+
+The draws are the dataset modules' (`vireid_jax.data.sysu.protocol`); the evaluation
+(`evaluation.protocols.evaluate`) runs each dataset's suite."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import zlib
 import numpy as np
 import pytest
 
+from vireid_jax.data import regdb
 from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord
+from vireid_jax.data.sysu import protocol as sysu_protocol
 from vireid_jax.evaluation import metrics, protocols, report
 
 # (pid, cam) -> number of images; (5, 2) and (7, 4) are missing on purpose.
@@ -86,7 +91,7 @@ def agw_process_gallery_sysu(data_path, mode="all", trial=0, shot="single"):
 def test_baseline_draw_equals_agw(sysu_root, mode, shot):
   test_set = _test_set(sysu_root)
   state = random.getstate()
-  draws = [protocols.draw_gallery_baseline(test_set.gallery_files, test_set.test_ids, mode,
+  draws = [sysu_protocol.draw_gallery_baseline(test_set.gallery_files, test_set.test_ids, mode,
                                            shot, t) for t in range(10)]
   assert random.getstate() == state                   # the global stream is untouched
   for trial, ours in enumerate(draws):
@@ -95,26 +100,26 @@ def test_baseline_draw_equals_agw(sysu_root, mode, shot):
         [(os.path.normpath(p), i, c) for p, i, c in ref]
   if shot == "single":
     assert len(draws[0]) == sum(1 for (p, c) in test_set.gallery_files
-                                if c in protocols.MODE_CAMERAS[mode])
+                                if c in sysu_protocol.MODE_CAMERAS[mode])
   else:
     assert len(draws[0]) == sum(min(10, len(f)) for (p, c), f in test_set.gallery_files.items()
-                                if c in protocols.MODE_CAMERAS[mode])
+                                if c in sysu_protocol.MODE_CAMERAS[mode])
   assert len({tuple(d) for d in draws}) > 1           # trials differ
 
 
 def test_rand_perm_cam_round_trip_and_official_draw(sysu_root, tmp_path):
   test_set = _test_set(sysu_root)
-  perms = protocols.make_rand_perm(test_set.gallery_files, trials=10, seed=3)
+  perms = sysu_protocol.make_rand_perm(test_set.gallery_files, trials=10, seed=3)
   path = str(tmp_path / "rand_perm_cam.mat")
-  protocols.write_rand_perm_cam(path, perms)
-  loaded = protocols.load_rand_perm_cam(path)
+  sysu_protocol.write_rand_perm_cam(path, perms)
+  loaded = sysu_protocol.load_rand_perm_cam(path)
   assert len(loaded.cells) == 6 and all(len(c) == 333 for c in loaded.cells)
   for (cam, pid), m in perms.items():
     np.testing.assert_array_equal(loaded.perm(cam, pid), m)
   assert loaded.perm(3, 1).shape == (0, 0)            # cells never written stay empty
   for trial in (0, 9):
     for shot, k in (("single", 1), ("multi", 10)):
-      ours = protocols.draw_gallery_official(test_set.gallery_files, test_set.test_ids, "all",
+      ours = sysu_protocol.draw_gallery_official(test_set.gallery_files, test_set.test_ids, "all",
                                              shot, trial, loaded)
       expected = [(test_set.gallery_files[(pid, cam)][i - 1], pid, cam)
                   for pid in TEST_IDS for cam in (1, 2, 4, 5) if (pid, cam) in test_set.gallery_files
@@ -125,37 +130,37 @@ def test_rand_perm_cam_round_trip_and_official_draw(sysu_root, tmp_path):
 def test_rand_perm_cam_errors(sysu_root, tmp_path):
   test_set = _test_set(sysu_root)
   with pytest.raises(FileNotFoundError, match="rand_perm_cam"):
-    protocols.load_rand_perm_cam(str(tmp_path / "missing.mat"))
+    sysu_protocol.load_rand_perm_cam(str(tmp_path / "missing.mat"))
   import scipy.io
   wrong = str(tmp_path / "wrong.mat")
   scipy.io.savemat(wrong, {"something": np.zeros((2, 2))})
   with pytest.raises(ValueError, match="no variable 'rand_perm_cam'"):
-    protocols.load_rand_perm_cam(wrong)
+    sysu_protocol.load_rand_perm_cam(wrong)
   broken = str(tmp_path / "broken.mat")
   open(broken, "wb").write(b"garbage")
   with pytest.raises(ValueError, match="broken.mat"):
-    protocols.load_rand_perm_cam(broken)
+    sysu_protocol.load_rand_perm_cam(broken)
   # An index past the folder's image count, and too few trial rows.
-  perms = protocols.make_rand_perm(test_set.gallery_files, trials=2)
+  perms = sysu_protocol.make_rand_perm(test_set.gallery_files, trials=2)
   perms[(1, 1)][0, 0] = 99
   path = str(tmp_path / "bad_index.mat")
-  protocols.write_rand_perm_cam(path, perms)
-  loaded = protocols.load_rand_perm_cam(path)
+  sysu_protocol.write_rand_perm_cam(path, perms)
+  loaded = sysu_protocol.load_rand_perm_cam(path)
   with pytest.raises(ValueError, match="camera 1, person 1.*image index 99"):
-    protocols.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 0, loaded)
+    sysu_protocol.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 0, loaded)
   with pytest.raises(ValueError, match="trial 5 needs row 6"):
-    protocols.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 5, loaded)
+    sysu_protocol.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 5, loaded)
   empty = str(tmp_path / "empty.mat")
-  protocols.write_rand_perm_cam(empty, {})
+  sysu_protocol.write_rand_perm_cam(empty, {})
   with pytest.raises(ValueError, match="cell is empty but the folder has 12 images"):
-    protocols.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 0,
-                                    protocols.load_rand_perm_cam(empty))
+    sysu_protocol.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 0,
+                                    sysu_protocol.load_rand_perm_cam(empty))
   small = str(tmp_path / "small.mat")
-  first = {k: v for k, v in protocols.make_rand_perm(test_set.gallery_files).items() if k[1] == 1}
-  protocols.write_rand_perm_cam(small, first, num_ids=3)
+  first = {k: v for k, v in sysu_protocol.make_rand_perm(test_set.gallery_files).items() if k[1] == 1}
+  sysu_protocol.write_rand_perm_cam(small, first, num_ids=3)
   with pytest.raises(ValueError, match="person id 5 is outside the 3"):
-    protocols.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 0,
-                                    protocols.load_rand_perm_cam(small))
+    sysu_protocol.draw_gallery_official(test_set.gallery_files, TEST_IDS, "all", "single", 0,
+                                    sysu_protocol.load_rand_perm_cam(small))
 
 
 def _pid_of(path):
@@ -179,14 +184,14 @@ def test_sysu_protocols_extract_once_and_match_direct_metrics(sysu_root):
   test_set = _test_set(sysu_root)
   calls = []
   extract = _fake_extractor(calls, noise=0.8)
-  res = protocols.evaluate_sysu_protocols(test_set, extract, trials=3)
+  res = protocols.evaluate(sysu_protocol.SUITE, test_set, extract, trials=3)
   assert set(res) == {"all_single", "all_multi", "indoor_single", "indoor_multi"}
   # One call per modality; every gallery image at most once.
   assert [m for m, _ in calls] == [INFRARED, VISIBLE]
   gallery_paths = calls[1][1]
   assert len(gallery_paths) == len(set(gallery_paths))
   drawn = {p for m in ("all", "indoor") for s in ("single", "multi") for t in range(3)
-           for p, _, _ in protocols.draw_gallery_baseline(test_set.gallery_files, TEST_IDS, m, s, t)}
+           for p, _, _ in sysu_protocol.draw_gallery_baseline(test_set.gallery_files, TEST_IDS, m, s, t)}
   assert set(gallery_paths) == drawn
   # Each trial equals the metrics computed directly on that draw.
   q = extract([r.path for r in test_set.query], INFRARED)
@@ -195,12 +200,12 @@ def test_sysu_protocols_extract_once_and_match_direct_metrics(sysu_root):
       r = res[f"{mode}_{shot}"]
       assert r["trials"] == 3 and len(r["per_trial"]) == 3
       for t in range(3):
-        gal = protocols.draw_gallery_baseline(test_set.gallery_files, TEST_IDS, mode, shot, t)
+        gal = sysu_protocol.draw_gallery_baseline(test_set.gallery_files, TEST_IDS, mode, shot, t)
         g = extract([p for p, _, _ in gal], VISIBLE)
-        direct = metrics.evaluate_sysu(-(q @ g.T), np.array([x.label for x in test_set.query]),
-                                       np.array([e[1] for e in gal]),
-                                       np.array([x.camera for x in test_set.query]),
-                                       np.array([e[2] for e in gal]))
+        direct = metrics.evaluate(-(q @ g.T), np.array([x.label for x in test_set.query]),
+                                  np.array([e[1] for e in gal]),
+                                  np.array([x.camera for x in test_set.query]),
+                                  np.array([e[2] for e in gal]), rule=sysu_protocol.CAMERA_RULE)
         assert r["per_trial"][t]["rank1"] == pytest.approx(100 * direct["cmc"][0], abs=1e-9)
         assert r["per_trial"][t]["rank10"] == pytest.approx(100 * direct["cmc"][9], abs=1e-9)
         assert r["per_trial"][t]["mAP"] == pytest.approx(100 * direct["mAP"], abs=1e-4)
@@ -212,19 +217,20 @@ def test_sysu_protocols_extract_once_and_match_direct_metrics(sysu_root):
 def test_sysu_protocols_perfect_features_official_rule_and_rerank(sysu_root, tmp_path):
   test_set = _test_set(sysu_root)
   path = str(tmp_path / "rand_perm_cam.mat")
-  protocols.write_rand_perm_cam(path, protocols.make_rand_perm(test_set.gallery_files))
+  sysu_protocol.write_rand_perm_cam(path, sysu_protocol.make_rand_perm(test_set.gallery_files))
   for rerank in (False, True):
-    res = protocols.evaluate_sysu_protocols(test_set, _fake_extractor([], noise=0.0), trials=2,
-                                            gallery_rule="official", rand_perm_cam=path,
-                                            modes=("all",), shots=("multi",), rerank=rerank)
+    res = protocols.evaluate(sysu_protocol.SUITE, test_set, _fake_extractor([], noise=0.0),
+                             trials=2, gallery_rule="official", rand_perm_cam=path,
+                             rows=("all_multi",), rerank=rerank)
     assert list(res) == ["all_multi"]
     for key in protocols.METRIC_KEYS:
       assert res["all_multi"][key] == pytest.approx(100.0)
       assert res["all_multi"]["std"][key] == pytest.approx(0.0)
   with pytest.raises(ValueError, match="needs rand_perm_cam"):
-    protocols.evaluate_sysu_protocols(test_set, _fake_extractor([], 0.0), gallery_rule="official")
+    protocols.evaluate(sysu_protocol.SUITE, test_set, _fake_extractor([], 0.0),
+                       gallery_rule="official")
   with pytest.raises(ValueError, match="max_rank"):
-    protocols.evaluate_sysu_protocols(test_set, _fake_extractor([], 0.0), max_rank=10)
+    protocols.evaluate(sysu_protocol.SUITE, test_set, _fake_extractor([], 0.0), max_rank=10)
 
 
 def test_regdb_protocols_both_directions(tmp_path):
@@ -239,13 +245,13 @@ def test_regdb_protocols_both_directions(tmp_path):
     f = np.stack([feats[p] for p in paths])
     return f / np.linalg.norm(f, axis=1, keepdims=True)
 
-  res = protocols.evaluate_regdb_protocols(FakeRegdbTest(vis, th), extract)
+  res = protocols.evaluate(regdb.SUITE, FakeRegdbTest(vis, th), extract)
   assert calls == [VISIBLE, INFRARED]
   v = extract([r.path for r in vis], 0)
   t = extract([r.path for r in th], 1)
   pids = np.array([r.label for r in vis])
-  v2t = metrics.evaluate_regdb(-(v @ t.T), pids, pids)
-  t2v = metrics.evaluate_regdb(-(t @ v.T), pids, pids)
+  v2t = metrics.evaluate(-(v @ t.T), pids, pids, distinct_ids=False)
+  t2v = metrics.evaluate(-(t @ v.T), pids, pids, distinct_ids=False)
   assert res["visible_to_thermal"]["mAP"] == pytest.approx(100 * v2t["mAP"], abs=1e-4)
   assert res["thermal_to_visible"]["rank1"] == pytest.approx(100 * t2v["cmc"][0])
   assert res["thermal_to_visible"]["trials"] == 1
@@ -278,5 +284,6 @@ def test_through_the_sysu_reader_when_present(sysu_root):
   assert tuple(test_set.test_ids) == TEST_IDS
   assert {k: tuple(v) for k, v in test_set.gallery_files.items()} == ours.gallery_files
   assert sorted(r.path for r in test_set.query) == sorted(r.path for r in ours.query)
-  draw = protocols.draw_gallery_baseline(test_set.gallery_files, test_set.test_ids, "all", "single", 0)
+  draw = sysu_protocol.draw_gallery_baseline(test_set.gallery_files, test_set.test_ids, "all",
+                                             "single", 0)
   assert draw == [(os.path.normpath(p), i, c) for p, i, c in agw_process_gallery_sysu(sysu_root)]

@@ -291,7 +291,7 @@ def test_check_finds_bad_files(sysu_copy, capsys):
   with open(truncated, "wb") as f:
     f.write(data[:len(data) // 2])
   Image.open(grey).convert("L").save(grey)
-  report = check.check_sysu(sysu_copy)
+  report = check.check("sysu", sysu_copy)
   assert not report.ok
   text = "\n".join(report.problems)
   assert f"{zero}: zero-byte file" in text
@@ -304,5 +304,5 @@ def test_check_finds_bad_files(sysu_copy, capsys):
 
 def test_check_reports_a_broken_regdb_trial(regdb_copy):
   os.remove(os.path.join(regdb_copy, "idx", "test_visible_6.txt"))
-  report = check.check_regdb(regdb_copy, trials=(5, 6), decode=False)
+  report = check.check("regdb", regdb_copy, (5, 6), decode=False)
   assert len(report.problems) == 1 and "trial 6" in report.problems[0]

@@ -15,6 +15,8 @@ import textwrap
 
 import pytest
 
+from vireid_jax.data import datasets
+
 from runs import ROOT, TOTAL_STEPS, command, digest, metrics_by_step, run_watching
 
 # The real entry point in a child that pauses at one phase boundary, given as KIND:N in
@@ -164,7 +166,8 @@ def test_a_refused_restart_leaves_the_workdir_byte_for_byte_unchanged(e2e, tmp_p
 
 @pytest.mark.parametrize("flag, words", [
     ("--config.optim.learning_rate=0.1", ["optim.learning_rate: no such config key"]),
-    ("--config.data.name=sysuu", ["data.name='sysuu'", "'sysu', 'regdb', 'synthetic', 'fake'"]),
+    ("--config.data.name=sysuu",
+     ["data.name='sysuu'", ", ".join(repr(name) for name in datasets.names())]),
     ("--config.model.branch=layr4", ["model.branch='layr4'", "'layer4', 'head'"]),
     ("--config.num_epochs=0", ["num_epochs=0: must be >= 1"]),
     ("--config.optim.lr_new=abc", ["--config.optim.lr_new=abc", "could not convert"]),

@@ -12,7 +12,10 @@ import pytest
 from PIL import Image
 
 from vireid_jax.data import synthetic
-from vireid_jax.data.synthetic import cli, marker, palettes, sysu_layout
+from vireid_jax.data.regdb import layout as regdb_layout
+from vireid_jax.data.render import palettes
+from vireid_jax.data.synthetic import cli, marker
+from vireid_jax.data.sysu import layout as sysu_layout
 from vireid_jax.data.images import load_image
 
 from runs import digest
@@ -241,7 +244,7 @@ def _scene(key):
 
 
 def _shot(person, cam, key, views=("front", "back", "side"), probs=(0.4, 0.35, 0.25)):
-  spec = synthetic.SYSU_CAMERAS[cam]
+  spec = sysu_layout.CAMERAS[cam]
   scene = _scene(spec.scene)
   rng = np.random.default_rng(key)
   nz = synthetic.sample_nuisance(rng, scene.shape, H, W, views, probs)
@@ -287,8 +290,8 @@ def test_infrared_is_not_a_grey_version_of_the_colours():
     rng = np.random.default_rng([2, i])
     nz = dataclasses.replace(synthetic.sample_nuisance(rng, scene.shape, H, W), occlude=False)
     canvas = synthetic.render_scene(person, scene, nz, H, W)   # one shot, both modalities
-    vis = synthetic.to_visible(canvas, synthetic.REGDB_CAMERAS[1], nz, rng).astype(float)
-    ir = synthetic.to_infrared(canvas, synthetic.REGDB_CAMERAS[2], nz, rng).astype(float)
+    vis = synthetic.to_visible(canvas, regdb_layout.CAMERAS[1], nz, rng).astype(float)
+    ir = synthetic.to_infrared(canvas, regdb_layout.CAMERAS[2], nz, rng).astype(float)
     y = vis @ np.array([0.299, 0.587, 0.114])
     pose = nz.pose
     top = int(pose.top + 0.3 * pose.height)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vireid_jax import config_defaults
-from vireid_jax.data import datasets, images, pipeline, prepare_tfds, tfds_source
+from vireid_jax.data import datasets, images, pipeline, prepare_tfds, registry, tfds_source
 from vireid_jax.errors import DataError
 from vireid_jax.evaluation import features, protocols
 
@@ -80,10 +80,7 @@ def test_same_test_images_and_protocol_results(prepared, layout, tmp_path):
     c = data_config(prepared, layout, source).data
     _, test_set = datasets.load_test_set(c, str(tmp_path))
     extract = features.make_extractor(embed, SIZE, 8, image_source=datasets.test_image_source(c))
-    if layout == "sysu":
-      results[source] = protocols.evaluate_sysu_protocols(test_set, extract, trials=2)
-    else:
-      results[source] = protocols.evaluate_regdb_protocols(test_set, extract)
+    results[source] = protocols.evaluate(registry.get(layout).suite, test_set, extract, trials=2)
   assert results["files"] == results["tfds"] and results["files"]
   store = datasets.test_image_source(data_config(prepared, layout, "tfds").data)
   path = next(iter(prepared.test_paths(layout)))
@@ -130,7 +127,7 @@ def test_refusals(prepared, tmp_path):
     datasets.load_train_set(c.data, str(tmp_path))
   c.data.tfds_dir = ""
   with pytest.raises(ValueError, match="data.tfds_dir"):
-    config_defaults.validate(c)
+    datasets.validate(c)
   # Preparing again: from the same download, nothing to do; from another, refused.
   folder = tfds_source.builder_dir(prepared.tfds_dir, "sysu", SIZE)
   mtime = os.path.getmtime(os.path.join(folder, "dataset_info.json"))
@@ -155,7 +152,7 @@ def test_check_test_set_reads_the_records(prepared, tmp_path):
 
 def test_cli_arguments():
   assert prepare_tfds.parse_size("288,144") == (288, 144) == prepare_tfds.parse_size("288x144")
-  assert prepare_tfds.parse_trials("all") == tuple(range(1, 11))
+  assert prepare_tfds.parse_trials("all") == ()      # every split of the dataset
   assert prepare_tfds.parse_trials("2,5") == (2, 5)
   for bad in ("288", "a,b", "16,8"):
     with pytest.raises(Exception, match="HEIGHT,WIDTH|>= 32"):

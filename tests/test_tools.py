@@ -19,6 +19,7 @@ from PIL import Image
 
 from vireid_jax import config_defaults
 from vireid_jax.data import synthetic
+from vireid_jax.data.sysu import protocol as sysu_protocol
 from vireid_jax.evaluation import rank_lists
 from vireid_jax.errors import UserError
 from vireid_jax.tools import cli, embeddings, extract, plot_embeddings, visualize_ranks
@@ -36,7 +37,7 @@ def test_top_k_orders_by_distance_keeps_gallery_order_on_ties_and_skips_excluded
   np.testing.assert_array_equal(idx, [[1, 3, 2], [3, 2, 1]])
   np.testing.assert_allclose(dist, [[0.1, 0.1, 0.3], [0.6, 0.7, 0.8]])
   # SYSU camera rule: the camera-3 query (row 0) may not see camera-2 images.
-  excluded = rank_lists.sysu_camera_rule(np.array([3, 6]), np.array([1, 2, 4, 2]))
+  excluded = sysu_protocol.CAMERA_RULE.mask(None, np.array([3, 6]), None, np.array([1, 2, 4, 2]))
   np.testing.assert_array_equal(excluded, [[False, True, False, True], [False] * 4])
   idx, _ = rank_lists.top_k(d, 2, excluded)
   np.testing.assert_array_equal(idx, [[2, 0], [3, 2]])

@@ -1,10 +1,11 @@
 """vireid_jax: visible-infrared person re-identification in JAX/Flax.
 
 Subpackages mirror the architecture:
-  data/        on-disk readers (SYSU-MM01, RegDB), synthetic generator, input pipeline
+  data/        one package per dataset (its readers, protocol, check, synthetic layout,
+               TFDS records) and the registry of them; synthetic renderer, input pipeline
   models/      ResNet backbones, the two-modality network, ImageNet weight converter
   losses/      identity, triplet and cross-modality distribution losses
-  evaluation/  exact SYSU-MM01 / RegDB protocols, metrics, feature extraction
+  evaluation/  runs any dataset's protocol exactly: metrics, feature extraction, reports
   training/    train state, optimiser, train step, checkpoints, the training loop
   tools/       user tools (rank lists, embedding plots, feature export)
 """

@@ -24,13 +24,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 2
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "sysu"                 # sysu | regdb | synthetic | fake
+  c.data.name = "sysu"                 # a dataset of vireid_jax/data/registry.py | synthetic | fake
   c.data.root = ""
   c.data.source = "files"              # files (read data.root) | tfds (records prepared once
                                        # by `python -m vireid_jax.data.prepare_tfds`)
   c.data.tfds_dir = ""                 # data_dir the TFDS records were prepared into (source=tfds)
-  c.data.trial = 1                     # RegDB split 1..10
-  c.data.image_size = (288, 144)       # (height, width)
+  c.data.trial = 1                     # the numbered train/test split, for datasets with
+                                       # several (RegDB: 1..10)
+  c.data.image_size = (288, 144)       # (height, width); configs use their dataset's size
   c.data.pad = 10                      # pad-and-random-crop
   c.data.flip = True
   # Augmentations beyond pad/crop/flip (AGW uses none of them; CAJ all three; see
@@ -39,7 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.channel_augment = 0.0         # CAJ's ChannelAdapGray(p) on infrared images; 0 off
   c.data.channel_exchange_view = False  # CAJ's extra channel-exchanged view of each visible image
   c.data.synthetic_num_ids = 40        # synthetic generator, when data.name=synthetic
-  c.data.synthetic_layout = "sysu"
+  c.data.synthetic_layout = "sysu"     # the dataset whose layout and protocol it has
   c.data.num_parallel_calls = -1       # tf.data AUTOTUNE
   c.data.cache_decoded = False         # keep decoded, resized uint8 images in memory
   c.data.fake_num_classes = 395        # classes of data.name=fake (SYSU-MM01 has 395)
@@ -230,9 +231,7 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 # Allowed values of the keys that take one of a few names.
 CHOICES = {
     "mode": ("train", "eval"),
-    "data.name": ("sysu", "regdb", "synthetic", "fake"),
     "data.source": ("files", "tfds"),
-    "data.synthetic_layout": ("sysu", "regdb"),
     "model.depth": (18, 34, 50),
     "model.branch": ("layer4", "head"),
     "model.retrieval_feature": ("shared", "concat"),
@@ -278,11 +277,14 @@ def missing_pretrained_message(depth: int) -> str:
 
 
 def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
-             num_devices: int = 1, num_hosts: int = 1) -> None:
+             num_devices: int = 1, num_hosts: int = 1, extra_problems=()) -> None:
   """Refuses configs that cannot work, up front, one line per bad key.
 
   Called twice: before anything is read (num_classes=None: every check that
   needs only the config) and again once the training identities are counted.
+  What depends on the dataset (`data.name`, its splits, its gallery rules) is
+  checked by `vireid_jax.data.datasets.validate`, which passes its lines in
+  `extra_problems` so that every problem is reported at once.
 
   Raises:
     ConfigError: naming each bad key, its value and what is allowed.
@@ -300,7 +302,7 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(isinstance(size, (tuple, list)) and len(size) == 2
        and all(isinstance(s, int) and s >= 32 for s in size), "data.image_size",
        "give (height, width), two integers >= 32, e.g. --config.data.image_size='(288, 144)'.")
-  need(1 <= int(config.data.trial) <= 10, "data.trial", "RegDB trials are 1..10.")
+  need(int(config.data.trial) >= 1, "data.trial", "splits are numbered from 1.")
   need(int(config.data.synthetic_num_ids) >= 4, "data.synthetic_num_ids", "use at least 4.")
   need(config.data.source != "tfds" or config.data.name == "fake" or bool(config.data.tfds_dir),
        "data.tfds_dir", "data.source=tfds needs the folder the records were prepared into "
@@ -349,6 +351,7 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
   need(str(config.eval.checkpoint) in ("best", "latest") or str(config.eval.checkpoint).isdigit(),
        "eval.checkpoint", "use best, latest or a step number.")
   need(int(config.profile_steps) >= 0, "profile_steps", "must be >= 0.")
+  errors.extend(extra_problems)
   if errors:
     raise ConfigError(errors)
 

@@ -1,9 +1,34 @@
-r"""Entry point: `python -m vireid_jax.main --config=configs/sysu.py --workdir=DIR`.
+r"""vireid_jax: visible-infrared person re-identification in JAX.
 
-Parses the flags, sets up the console and the devices, and hands over to the
-trainer. Bad input ends here as one line on stderr with no traceback (exit
-status 2 for a config or usage error, 1 for the rest); a run stopped by SIGTERM
-exits with `loop.STOPPED_EXIT_STATUS` after saving.
+Train, or resume (the same command again continues from the latest checkpoint):
+  python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \
+      --config.data.root=/data/SYSU-MM01 --config.model.pretrained=resnet50.npz
+The CPU demo (a synthetic dataset in the SYSU-MM01 layout, about 6 minutes):
+  python -m vireid_jax.main --config=configs/synthetic.py --workdir=workdirs/demo
+Evaluate a run again, with its own config and other evaluation settings:
+  python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \
+      --config.mode=eval --config.eval.rerank=True
+The tests:
+  python -m pytest -q -n 2 tests
+
+Flags:
+  --config=FILE[:ARG]   a file of configs/: one per dataset (the full method),
+                        agw_baseline.py[:DATASET], caj_baseline.py[:DATASET],
+                        ablation.py:ROW[,DATASET], synthetic.py
+  --config.KEY=VALUE    change any config key; every key, its default and its allowed
+                        values: vireid_jax/config_defaults.py
+  --workdir=DIR         checkpoints, summaries and results of the run
+  --compilation_cache=DIR  compiled programs kept for the next start (default
+                        ~/.cache/vireid_jax/xla; 'none' turns it off)
+  --verbosity=0         also show the libraries' INFO logs (or VIREID_VERBOSE=1)
+
+Exit status: 0 done; 1 bad input (a path, a dataset, a checkpoint); 2 bad config or
+usage; 143 stopped by SIGTERM after saving a checkpoint (run the same command again).
+
+(The entry point: parses the flags, sets up the console and the devices, and
+hands over to the trainer. Bad input ends here as one line on stderr with no
+traceback; a run stopped by SIGTERM exits with `loop.STOPPED_EXIT_STATUS`
+after saving.)
 """
 
 from __future__ import annotations
@@ -18,6 +43,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from vireid_jax import config_defaults, console
+from vireid_jax.data import datasets
 from vireid_jax.data.tensorflow_setup import quiet_tensorflow
 from vireid_jax.errors import ConfigError, UserError
 from vireid_jax.training import parallel, reporting, trainer
@@ -25,33 +51,9 @@ from vireid_jax.training import parallel, reporting, trainer
 # TensorFlow (tf.data, CLU) must never fill the console; set before it is first imported.
 quiet_tensorflow()
 
-USAGE = """\
-vireid_jax: visible-infrared person re-identification in JAX.
 
-Train, or resume (the same command again continues from the latest checkpoint):
-  python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \\
-      --config.data.root=/data/SYSU-MM01 --config.model.pretrained=resnet50.npz
-The CPU demo (a synthetic dataset in the SYSU-MM01 layout, about 6 minutes):
-  python -m vireid_jax.main --config=configs/synthetic.py --workdir=workdirs/demo
-Evaluate a run again, with its own config and other evaluation settings:
-  python -m vireid_jax.main --config=configs/sysu.py --workdir=runs/sysu \\
-      --config.mode=eval --config.eval.rerank=True
-The tests:
-  python -m pytest -q -n 2 tests
-
-Flags:
-  --config=FILE[:ARG]   configs/sysu.py, regdb.py, agw_baseline.py, caj_baseline.py,
-                        ablation.py:ROW[,DATASET], synthetic.py
-  --config.KEY=VALUE    change any config key; every key, its default and its allowed
-                        values: vireid_jax/config_defaults.py
-  --workdir=DIR         checkpoints, summaries and results of the run
-  --compilation_cache=DIR  compiled programs kept for the next start (default
-                        ~/.cache/vireid_jax/xla; 'none' turns it off)
-  --verbosity=0         also show the libraries' INFO logs (or VIREID_VERBOSE=1)
-
-Exit status: 0 done; 1 bad input (a path, a dataset, a checkpoint); 2 bad config or
-usage; 143 stopped by SIGTERM after saving a checkpoint (run the same command again).
-"""
+# The help text: this module's docstring, without its last paragraph (about the code).
+USAGE = __doc__[:__doc__.rindex("\n(The entry point")].lstrip("\n") + "\n"
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file (configs/*.py), with --config.key=value overrides.",
@@ -155,7 +157,7 @@ def main(argv) -> None:
     if config.mode == "eval":     # the run's own config.json plus the overrides, checked there
       status = reporting.evaluate_run(config, workdir, override_keys(sys.argv))
     else:
-      config_defaults.validate(config)
+      datasets.validate(config)
       status = trainer.train_and_evaluate(config, workdir)
   except ConfigError as e:
     exit_with(e.problems, e.exit_status)

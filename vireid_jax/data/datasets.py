@@ -1,9 +1,11 @@
 """Which dataset a config names, where its records and pixels come from.
 
-`data.name` is one of sysu | regdb | synthetic | fake. `synthetic` generates
-the synthetic dataset (in the SYSU-MM01 or RegDB layout, `data.synthetic_layout`)
-into the workdir the first time and then reads it like the real one, through
-the same readers, so the demo exercises exactly the code real data goes through.
+`data.name` is a dataset of the registry, `synthetic` or `fake`. `synthetic`
+generates the synthetic dataset (in the layout of the dataset
+`data.synthetic_layout` names) into the workdir the first time and then reads
+it like the real one, through the same readers, so the demo exercises exactly
+the code real data goes through. Every dataset-specific step is the dataset
+module's (`registry.get(name)`); nothing here knows a dataset by name.
 
 `data.source` says where records and pixels come from: `files` reads the
 dataset's folder (`data.root`); `tfds` reads the records that
@@ -20,37 +22,58 @@ import tempfile
 import ml_collections
 from absl import logging
 
-from vireid_jax import fileio
-from vireid_jax.data import regdb, synthetic, sysu
+from vireid_jax import config_defaults, fileio
+from vireid_jax.data import registry, synthetic
+from vireid_jax.data.dataset import Dataset
 from vireid_jax.data.image_store import EncodedImages
 from vireid_jax.data.images import BadImageError
 from vireid_jax.data.records import TrainSet
 from vireid_jax.data.synthetic import marker as synthetic_marker
 from vireid_jax.errors import ConfigError, DataError
 
-DATASETS = ("sysu", "regdb", "synthetic", "fake")
 SOURCES = ("files", "tfds")
 
 
+def names() -> tuple[str, ...]:
+  """Every `data.name`: the registry's datasets, synthetic and fake."""
+  return registry.names() + (registry.SYNTHETIC, registry.FAKE)
+
+
+def layout_name(data_cfg: ml_collections.ConfigDict) -> str:
+  """The dataset whose layout and protocol the config's data has (synthetic: its layout)."""
+  if data_cfg.name == registry.SYNTHETIC:
+    name = data_cfg.synthetic_layout
+    if name not in registry.synthetic_layouts():
+      raise ValueError(f"data.synthetic_layout={name!r}: use one of "
+                       f"{', '.join(registry.synthetic_layouts())}.")
+    return name
+  if data_cfg.name not in registry.DATASETS:
+    raise ValueError(f"data.name={data_cfg.name!r} has no files; expected one of {names()}.")
+  return data_cfg.name
+
+
+def dataset_of(data_cfg: ml_collections.ConfigDict) -> Dataset:
+  """The `Dataset` of the config's data (for data.name=synthetic: of its layout)."""
+  return registry.get(layout_name(data_cfg))
+
+
 def layout_and_root(data_cfg: ml_collections.ConfigDict, workdir: str) -> tuple[str, str]:
-  """Returns (layout, root) of data.source=files: layout is "sysu" or "regdb"."""
-  name = data_cfg.name
-  if name in ("sysu", "regdb"):
-    return name, os.path.abspath(os.path.expanduser(data_cfg.root)) if data_cfg.root else ""
-  if name == "synthetic":
-    layout = data_cfg.synthetic_layout
-    if layout not in ("sysu", "regdb"):
-      raise ValueError(f"data.synthetic_layout must be sysu or regdb, got {layout!r}.")
-    if not data_cfg.root and fileio.is_remote(workdir):
-      raise ConfigError(
-          f"data.root='': the synthetic dataset is generated into the workdir by default, but "
-          f"--workdir={workdir} is not a local folder. Give a local folder for it with "
-          "--config.data.root=DIR (generated there if new or empty, reused afterwards).")
-    root = os.path.abspath(os.path.expanduser(data_cfg.root or os.path.join(
-        workdir, f"synthetic_{layout}")))
-    ensure_synthetic(root, layout, int(data_cfg.synthetic_num_ids), seed=0)
-    return layout, root
-  raise ValueError(f"data.name={name!r} has no files; expected one of {DATASETS}.")
+  """Returns (layout, root) of data.source=files: layout is the dataset's name.
+
+  data.name=synthetic: the generated dataset, made on first use (`ensure_synthetic`).
+  """
+  layout = layout_name(data_cfg)
+  if data_cfg.name != registry.SYNTHETIC:
+    return layout, os.path.abspath(os.path.expanduser(data_cfg.root)) if data_cfg.root else ""
+  if not data_cfg.root and fileio.is_remote(workdir):
+    raise ConfigError(
+        f"data.root='': the synthetic dataset is generated into the workdir by default, but "
+        f"--workdir={workdir} is not a local folder. Give a local folder for it with "
+        "--config.data.root=DIR (generated there if new or empty, reused afterwards).")
+  root = os.path.abspath(os.path.expanduser(data_cfg.root or os.path.join(
+      workdir, f"{registry.SYNTHETIC}_{layout}")))
+  ensure_synthetic(root, layout, int(data_cfg.synthetic_num_ids), seed=0)
+  return layout, root
 
 
 def ensure_synthetic(root: str, layout: str, num_ids: int, seed: int = 0) -> None:
@@ -68,7 +91,7 @@ def ensure_synthetic(root: str, layout: str, num_ids: int, seed: int = 0) -> Non
     _check_reused(root, settings, layout, num_ids, seed)
     return
   if os.path.exists(root) and not (os.path.isdir(root) and not os.listdir(root)):
-    raise FileExistsError(_not_ours_message(root))
+    raise FileExistsError(_not_ours_message(root, layout))
   parent = os.path.dirname(os.path.abspath(root))
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".synthetic_tmp_", dir=parent)
@@ -85,13 +108,13 @@ def ensure_synthetic(root: str, layout: str, num_ids: int, seed: int = 0) -> Non
     shutil.rmtree(tmp)        # ours (made above); root stays as it is
     settings = synthetic_marker.read_marker(root)
     if settings is None:
-      raise FileExistsError(_not_ours_message(root)) from None
+      raise FileExistsError(_not_ours_message(root, layout)) from None
     _check_reused(root, settings, layout, num_ids, seed)
 
 
-def _not_ours_message(root: str) -> str:
+def _not_ours_message(root: str, layout: str) -> str:
   return (f"{root!r} exists and was not made by the synthetic generator: did you mean "
-          "--config.data.name=sysu (or regdb) to train on it? Otherwise choose an empty or new "
+          f"--config.data.name={layout} to train on it? Otherwise choose an empty or new "
           "--config.data.root (or leave it empty to use WORKDIR/synthetic_<layout>). Nothing in "
           f"{root!r} was changed.")
 
@@ -129,19 +152,17 @@ def load_train_set(data_cfg: ml_collections.ConfigDict, workdir: str) -> TrainSe
   if _check_source(data_cfg):
     return _tfds_source().load_train_set(data_cfg)
   layout, root = layout_and_root(data_cfg, workdir)
-  if layout == "sysu":
-    return sysu.load_train(root)
-  return regdb.load_train(root, int(data_cfg.trial))
+  dataset = registry.get(layout)
+  return dataset.load_train(root, dataset.split_of(data_cfg.trial))
 
 
 def load_test_set(data_cfg: ml_collections.ConfigDict, workdir: str):
-  """Returns (layout, test set): a SysuTestSet or a RegdbTestSet."""
+  """Returns (layout, test set): the dataset's name and its test set (its own type)."""
   if _check_source(data_cfg):
     return _tfds_source().load_test_set(data_cfg)
   layout, root = layout_and_root(data_cfg, workdir)
-  if layout == "sysu":
-    return layout, sysu.load_test(root)
-  return layout, regdb.load_test(root, int(data_cfg.trial))
+  dataset = registry.get(layout)
+  return layout, dataset.load_test(root, dataset.split_of(data_cfg.trial))
 
 
 def test_image_source(data_cfg: ml_collections.ConfigDict) -> EncodedImages | None:
@@ -149,19 +170,14 @@ def test_image_source(data_cfg: ml_collections.ConfigDict) -> EncodedImages | No
 
   Pass it to `evaluation.features.make_extractor(..., image_source=...)`.
   """
-  if data_cfg.name == "fake" or not _check_source(data_cfg):
+  if data_cfg.name == registry.FAKE or not _check_source(data_cfg):
     return None
   return _tfds_source().test_images(data_cfg)
 
 
-def test_paths(layout: str, test_set) -> tuple[tuple[str, list[str]], tuple[str, list[str]]]:
-  """((name, query paths), (name, gallery paths)) of a test set, for checks and messages."""
-  if layout == "sysu":
-    return (("query (infrared, cam3/cam6)", [r.path for r in test_set.query]),
-            ("gallery (visible, cam1/cam2/cam4/cam5)",
-             [p for paths in test_set.gallery_files.values() for p in paths]))
-  return (("thermal", [r.path for r in test_set.thermal]),
-          ("visible", [r.path for r in test_set.visible]))
+def test_paths(layout: str, test_set) -> tuple[tuple[str, list[str]], ...]:
+  """((what, paths), ...) of a test set, for checks and messages."""
+  return registry.get(layout).test_paths(test_set)
 
 
 def check_test_set(data_cfg: ml_collections.ConfigDict, workdir: str) -> None:
@@ -173,7 +189,7 @@ def check_test_set(data_cfg: ml_collections.ConfigDict, workdir: str) -> None:
   file and what to do, so a broken test set stops the run before training
   rather than at the first evaluation.
   """
-  if data_cfg.name == "fake":
+  if data_cfg.name == registry.FAKE:
     return
   check_test_images(data_cfg, *load_test_set(data_cfg, workdir))
 
@@ -183,10 +199,11 @@ def check_test_images(data_cfg: ml_collections.ConfigDict, layout: str, test_set
   store = test_image_source(data_cfg)
   how = ("re-copy it from the dataset archive (`python -m vireid_jax.data.check` lists every "
          "broken file)")
-  for name, paths in test_paths(layout, test_set):
+  dataset = registry.get(layout)
+  for name, paths in dataset.test_paths(test_set):
     if not paths:
-      raise DataError(f"The {layout} test set has no {name} images: check the test lists of "
-                      "the dataset (SYSU-MM01: exp/test_id.txt; RegDB: idx/test_*.txt).")
+      raise DataError(f"The {dataset.title} test set has no {name} images: check its test "
+                      f"lists ({dataset.test_lists}).")
     if store is not None:
       store.encoded(paths)   # raises FileNotFoundError naming a missing record
       continue
@@ -199,3 +216,34 @@ def check_test_images(data_cfg: ml_collections.ConfigDict, layout: str, test_set
         raise BadImageError(f"Test image {path!r} ({name}) is empty (0 bytes): {how}.")
 
 
+
+
+# ---------------------------------------------------------------- config checks
+
+def config_problems(config: ml_collections.ConfigDict) -> list[str]:
+  """One line per data setting no dataset can use; then the named dataset's own checks."""
+  data = config.data
+  if data.name not in names():
+    return [f"data.name={data.name!r}: use one of {', '.join(repr(n) for n in names())}."]
+  if data.name == registry.FAKE:
+    return []
+  if data.name == registry.SYNTHETIC and data.synthetic_layout not in registry.synthetic_layouts():
+    return [f"data.synthetic_layout={data.synthetic_layout!r}: use one of "
+            f"{', '.join(repr(n) for n in registry.synthetic_layouts())}."]
+  dataset = dataset_of(data)
+  problems = []
+  if dataset.splits and int(data.trial) not in dataset.splits:
+    problems.append(f"data.trial={data.trial!r}: {dataset.title} trials are "
+                    f"{dataset.splits[0]}..{dataset.splits[-1]}.")
+  if config.eval.gallery_rule not in dataset.suite.gallery_rules:
+    problems.append(f"eval.gallery_rule={config.eval.gallery_rule!r}: {dataset.title} galleries "
+                    f"are drawn by {' or '.join(repr(r) for r in dataset.suite.gallery_rules)}.")
+  return problems + list(dataset.config_problems(config))
+
+
+def validate(config: ml_collections.ConfigDict, **counts) -> None:
+  """`config_defaults.validate` plus the dataset's checks: every problem, one line each.
+
+  `counts` as `config_defaults.validate` takes them (num_classes, num_devices, num_hosts).
+  """
+  config_defaults.validate(config, extra_problems=config_problems(config), **counts)

@@ -1,9 +1,11 @@
-r"""Prepares SYSU-MM01 or RegDB once into TFDS records, images resized to the training size.
+r"""Prepares a dataset once into TFDS records, images resized to the training size.
 
-    python -m vireid_jax.data.prepare_tfds --dataset=sysu --manual_dir=/data/SYSU-MM01 \
-        --data_dir=~/tensorflow_datasets [--image_size=288,144] [--encoding=jpeg|png]
-    python -m vireid_jax.data.prepare_tfds --dataset=regdb --manual_dir=/data/RegDB \
-        --data_dir=~/tensorflow_datasets [--trials=all|1,2,...]
+    python -m vireid_jax.data.prepare_tfds --dataset=NAME --manual_dir=/data/NAME \
+        --data_dir=~/tensorflow_datasets [--image_size=288,144] [--encoding=jpeg|png] \
+        [--trials=all|1,2,...]
+
+NAME is any dataset the registry knows (`--help` lists them); `--trials`
+picks the numbered splits of a dataset that has them (default: all).
 
 Then train and evaluate from the records with
 `--config.data.source=tfds --config.data.tfds_dir=DATA_DIR` (and the same
@@ -21,11 +23,12 @@ import argparse
 import os
 from typing import Sequence
 
-from vireid_jax.data import regdb, sysu, tfds_source
-from vireid_jax.data.tfds_builders import (DEFAULT_ENCODING, DEFAULT_IMAGE_SIZE, ENCODINGS)
+from vireid_jax.data import registry, tfds_source
+from vireid_jax.data.tfds_builders import DEFAULT_ENCODING, ENCODINGS
 from vireid_jax.data.tensorflow_setup import quiet_tensorflow
 
-DATASETS = ("sysu", "regdb")
+# --trials' accepted values: every numbered split any dataset has.
+SPLITS = tuple(sorted({t for d in registry.DATASETS.values() for t in d.splits}))
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -40,57 +43,55 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_trials(text: str) -> tuple[int, ...]:
-  """"all" -> 1..10; "1,3" -> (1, 3)."""
+  """"all" -> every split; "1,3" -> (1, 3)."""
   if text == "all":
-    return regdb.TRIALS
+    return ()
   try:
     trials = tuple(int(t) for t in text.split(","))
   except ValueError:
     trials = ()
-  if not trials or not set(trials) <= set(regdb.TRIALS):
-    raise argparse.ArgumentTypeError(f"{text!r}: give all, or trials in 1..10 such as 1,2.")
+  if not trials or not set(trials) <= set(SPLITS):
+    raise argparse.ArgumentTypeError(f"{text!r}: give all, or trials in "
+                                     f"{SPLITS[0]}..{SPLITS[-1]} such as 1,2.")
   return trials
 
 
 def _builders(dataset: str, data_dir: str, image_size, encoding: str, trials):
-  """The builders of `dataset` at `image_size` (one per RegDB trial)."""
+  """The builders of `dataset` at `image_size` (one per numbered split in `trials`)."""
   quiet_tensorflow()
-  # pylint: disable=g-import-not-at-top  # TensorFlow Datasets, only when preparing
-  from vireid_jax.data.tfds_builders import regdb as regdb_builder
-  from vireid_jax.data.tfds_builders import sysu_mm01
-  # pylint: enable=g-import-not-at-top
-  if dataset == "sysu":
-    cls, configs = sysu_mm01.SysuMm01, [sysu_mm01.make_config(image_size, encoding)]
-  else:
-    cls = regdb_builder.Regdb
-    configs = [regdb_builder.make_config(t, image_size, encoding) for t in trials]
-  # A predefined config (the default size) must be named, not passed as a new object.
-  return [cls(data_dir=data_dir, config=c.name if c.name in cls.builder_configs else c)
-          for c in configs]
+  # TensorFlow Datasets, only when preparing. pylint: disable-next=g-import-not-at-top
+  from vireid_jax.data.tfds_builders import builder
+  spec = registry.get(dataset)
+  return builder.builders(spec, data_dir, image_size, encoding, tuple(trials) or spec.splits)
 
 
 def prepare(dataset: str, manual_dir: str, data_dir: str,
-            image_size: Sequence[int] = DEFAULT_IMAGE_SIZE, encoding: str = DEFAULT_ENCODING,
-            trials: Sequence[int] = regdb.TRIALS) -> list[str]:
-  """Prepares the records; returns the prepared folders (one per RegDB trial).
+            image_size: Sequence[int] | None = None, encoding: str = DEFAULT_ENCODING,
+            trials: Sequence[int] = ()) -> list[str]:
+  """Prepares the records; returns the prepared folders (one per numbered split).
+
+  image_size: (height, width); None = the dataset's (its configs' data.image_size).
+  trials: the numbered splits to prepare, for datasets that have them (() = all).
 
   Never overwrites: refuses (FileExistsError) a folder that already holds
   records prepared from another download, or anything else; reuses one
   prepared from the same download. TFDS writes into a temporary folder and
   renames it into place when complete.
   """
-  if dataset not in DATASETS:
-    raise ValueError(f"dataset={dataset!r}: use one of {DATASETS}.")
+  spec = registry.get(dataset)
+  trials = (tuple(trials) or spec.splits) if spec.splits else ()   # one split: nothing to pick
+  if not set(trials) <= set(spec.splits):
+    raise ValueError(f"trials={trials}: {spec.title} has splits "
+                     f"{spec.splits[0]}..{spec.splits[-1]}.")
   if encoding not in ENCODINGS:
     raise ValueError(f"encoding={encoding!r}: use one of {ENCODINGS}.")
   manual_dir = os.path.abspath(os.path.expanduser(manual_dir))
   data_dir = os.path.abspath(os.path.expanduser(data_dir))
-  image_size = tuple(int(s) for s in image_size)
-  # Reads the whole download first: a broken one fails here, before anything is written.
-  if dataset == "regdb":
-    regdb.load_train(manual_dir, trials[0])
-  else:
-    sysu.load_train(manual_dir)
+  image_size = tuple(int(s) for s in (image_size or spec.image_size))
+  # Reads the download's lists first: a broken one fails here, before anything is written.
+  for split in trials or (None,):
+    spec.load_train(manual_dir, split)
+    spec.load_test(manual_dir, split)
   tfds = tfds_source.import_tfds()
   folders = []
   for builder in _builders(dataset, data_dir, image_size, encoding, trials):
@@ -117,23 +118,24 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(prog="python -m vireid_jax.data.prepare_tfds",
                                    description=__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--dataset", choices=DATASETS, required=True)
+  parser.add_argument("--dataset", choices=registry.names(), required=True)
   parser.add_argument("--manual_dir", required=True,
                       help="the unpacked download (the folder data.root would name)")
   parser.add_argument("--data_dir", required=True,
                       help="where the records go (then --config.data.tfds_dir)")
-  parser.add_argument("--image_size", type=parse_size, default=DEFAULT_IMAGE_SIZE,
+  parser.add_argument("--image_size", type=parse_size, default=None,
                       help="HEIGHT,WIDTH the images are resized to: the config's data.image_size "
-                           "(default 288,144)")
+                           "(default: the dataset's, e.g. 288,144)")
   parser.add_argument("--encoding", choices=ENCODINGS, default=DEFAULT_ENCODING,
                       help="jpeg (default): fast to decode; png: the files' exact pixels, "
                            "2-3x larger")
-  parser.add_argument("--trials", type=parse_trials, default=regdb.TRIALS,
-                      help="RegDB trials to prepare: all (default) or e.g. 1,2")
+  parser.add_argument("--trials", type=parse_trials, default=(),
+                      help="numbered splits to prepare, for datasets that have them: all "
+                           "(default) or e.g. 1,2")
   args = parser.parse_args(argv)
   prepare(args.dataset, args.manual_dir, args.data_dir, args.image_size, args.encoding,
           args.trials)
-  height, width = args.image_size
+  height, width = args.image_size or registry.get(args.dataset).image_size
   print(f"Train and evaluate from them with --config.data.source=tfds "
         f"--config.data.tfds_dir={os.path.abspath(os.path.expanduser(args.data_dir))} "
         f"--config.data.image_size=\"({height}, {width})\"")

@@ -10,22 +10,17 @@ command that prepares the right one.
 
 from __future__ import annotations
 
-import collections
 import functools
 import os
 
 import ml_collections
 
+from vireid_jax.data import registry
 from vireid_jax.data.image_store import EncodedImages
 from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet
-from vireid_jax.data.regdb import RegdbTestSet
-from vireid_jax.data.sysu import SysuTestSet
 from vireid_jax.data.tensorflow_setup import import_tf
 from vireid_jax.data.tfds_builders import ENCODINGS, VERSION, config_name
 from vireid_jax.errors import DataError
-
-BUILDER_NAMES = {"sysu": "sysu_mm01", "regdb": "regdb"}
-TEST_SPLITS = {"sysu": ("query", "gallery"), "regdb": ("test_visible", "test_thermal")}
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,7 +33,7 @@ def import_tfds():
 
 
 def prepare_command(layout: str, image_size, data_dir: str, trial: int | None = None) -> str:
-  trial_flag = f" --trials={trial}" if layout == "regdb" else ""
+  trial_flag = f" --trials={trial}" if registry.get(layout).splits else ""
   return (f"python -m vireid_jax.data.prepare_tfds --dataset={layout} --manual_dir=ROOT "
           f"--data_dir={data_dir} --image_size={image_size[0]},{image_size[1]}{trial_flag}")
 
@@ -46,8 +41,9 @@ def prepare_command(layout: str, image_size, data_dir: str, trial: int | None = 
 def builder_dir(data_dir: str, layout: str, image_size, trial: int | None = None) -> str:
   """The folder of the prepared dataset at `image_size` (PNG, lossless, over JPEG)."""
   data_dir = os.path.abspath(os.path.expanduser(data_dir))
-  base = os.path.join(data_dir, BUILDER_NAMES[layout])
-  trial = trial if layout == "regdb" else None
+  dataset = registry.get(layout)
+  base = os.path.join(data_dir, dataset.tfds.builder_name)
+  trial = dataset.split_of(trial) if trial is not None else None
   for encoding in ENCODINGS:
     folder = os.path.join(base, config_name(image_size, encoding, trial), VERSION)
     if os.path.isfile(os.path.join(folder, "dataset_info.json")):
@@ -104,10 +100,11 @@ def _records(rows) -> tuple[ImageRecord, ...]:
 
 def _folder(data_cfg: ml_collections.ConfigDict) -> tuple[str, str]:
   """(layout, builder folder) for the config, checking synthetic vs real data."""
-  layout = data_cfg.synthetic_layout if data_cfg.name == "synthetic" else data_cfg.name
-  if layout not in BUILDER_NAMES:
-    raise ValueError(f"data.source=tfds reads sysu or regdb records, not data.name="
-                     f"{data_cfg.name!r}.")
+  synthetic = data_cfg.name == registry.SYNTHETIC
+  layout = data_cfg.synthetic_layout if synthetic else data_cfg.name
+  if layout not in registry.DATASETS:
+    raise ValueError(f"data.source=tfds reads the records of a dataset "
+                     f"({', '.join(registry.names())}), not data.name={data_cfg.name!r}.")
   if not data_cfg.tfds_dir:
     raise FileNotFoundError(
         "data.source=tfds needs --config.data.tfds_dir=DATA_DIR, the folder the records were "
@@ -115,11 +112,10 @@ def _folder(data_cfg: ml_collections.ConfigDict) -> tuple[str, str]:
                                             int(data_cfg.trial)))
   folder = builder_dir(data_cfg.tfds_dir, layout, tuple(data_cfg.image_size), int(data_cfg.trial))
   meta = _metadata(folder)
-  synthetic = meta.get("synthetic")
-  if data_cfg.name == "synthetic" and not synthetic:
+  if synthetic and not meta.get("synthetic"):
     raise DataError(f"{folder} was prepared from a real download ({meta.get('manual_dir')}), "
                     f"but data.name=synthetic: set --config.data.name={layout}.")
-  if data_cfg.name != "synthetic" and synthetic:
+  if not synthetic and meta.get("synthetic"):
     raise DataError(
         f"{folder} was prepared from a synthetic dataset ({meta.get('manual_dir')}), but "
         f"data.name={data_cfg.name}: set --config.data.name=synthetic "
@@ -151,24 +147,22 @@ def load_train_set(data_cfg: ml_collections.ConfigDict) -> TrainSet:
                   class_pids=tuple(class_pids[c] for c in range(num_classes)), images=images)
 
 
+@functools.lru_cache(maxsize=None)
+def _test_splits(folder: str) -> tuple[str, ...]:
+  """The test splits of the prepared dataset: every split but `train`."""
+  return tuple(sorted(name for name in import_tfds().builder_from_directory(folder).info.splits
+                      if name != "train"))
+
+
 def load_test_set(data_cfg: ml_collections.ConfigDict):
-  """(layout, SysuTestSet or RegdbTestSet) of the prepared dataset."""
+  """(layout, test set) of the prepared dataset, as the dataset's reader gives it."""
   layout, folder = _folder(data_cfg)
-  meta, first, _ = read_split(folder, TEST_SPLITS[layout][0])
-  _, second, _ = read_split(folder, TEST_SPLITS[layout][1])
-  if layout == "regdb":
-    return layout, RegdbTestSet(visible=_records(first), thermal=_records(second))
-  gallery = collections.defaultdict(list)
-  for r in second:
-    gallery[(r["person_id"], r["camera"])].append(r["path"])
-  return layout, SysuTestSet(query=_records(first),
-                             gallery_files={k: tuple(v) for k, v in gallery.items()},
-                             test_ids=tuple(int(i) for i in meta["test_ids"]))
+  records = {name: _records(read_split(folder, name)[1]) for name in _test_splits(folder)}
+  return layout, registry.get(layout).tfds.test_set(records, _metadata(folder))
 
 
 def test_images(data_cfg: ml_collections.ConfigDict) -> EncodedImages:
-  """The images of the test splits (query and gallery), for the evaluation's extractor."""
-  layout, folder = _folder(data_cfg)
-  stores = [read_split(folder, split)[2] for split in TEST_SPLITS[layout]]
-  return EncodedImages.merge(stores)
+  """The images of the test splits, for the evaluation's extractor."""
+  _, folder = _folder(data_cfg)
+  return EncodedImages.merge([read_split(folder, name)[2] for name in _test_splits(folder)])
 

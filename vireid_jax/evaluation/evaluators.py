@@ -73,7 +73,7 @@ class RetrievalEvaluator:
   Attributes:
     prefix: summary tag prefix ("eval" during training, "test" for the
       report, "test_rerank" etc. for other evaluation settings).
-    trials: gallery draws (SYSU-MM01) averaged in the results.
+    trials: gallery draws averaged in the results (rows drawn per trial).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, model, suite, test_set, *,
@@ -92,7 +92,7 @@ class RetrievalEvaluator:
     """Evaluates `variables` ({"params", "batch_stats"}): host arrays, or device arrays
     replicated over this host's devices."""
     extract = functools.partial(self._extract, weights=variables)
-    results = self.suite.evaluate(self.test_set, extract, self.config.eval, self.trials)
+    results = suites.evaluate(self.suite, self.test_set, extract, self.config.eval, self.trials)
     picture = None
     if rank_list_queries > 0:
       ranks = rank_lists.build_rank_list(self.suite, self.test_set, self.config.eval, extract,

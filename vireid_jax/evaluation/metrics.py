@@ -1,19 +1,24 @@
 """CMC, mAP and mINP exactly as the VI-ReID community computes them (AGW's code).
 
-`evaluate_sysu` and `evaluate_regdb` give the numbers of AGW's `eval_sysu` and
-`eval_regdb` (also used by CAJ, DEEN and most later VI-ReID code) without its
-per-query python loop: the 40 evaluations of the full SYSU-MM01 protocol (4
-settings x 10 trials) cost ~1.8 CPU-seconds instead of ~7 minutes (BENCHMARKS.md).
+`evaluate` gives the numbers of AGW's `eval_sysu` and `eval_regdb` (also used
+by CAJ, DEEN and most later VI-ReID code, and DEEN's `eval_llcm`) without
+their per-query python loop: the 40 evaluations of the full SYSU-MM01
+protocol (4 settings x 10 trials) cost ~1.8 CPU-seconds instead of ~7 minutes
+(BENCHMARKS.md). What differs between those functions is which gallery
+images a query ignores (the dataset's `rule`, declared in its module) and
+whether the CMC counts distinct identities.
 
 Definitions (docs/method.md, "Evaluation protocols"), for one query, over the gallery ranked by
 ascending distance with a stable sort (ties keep gallery order):
-  * SYSU camera rule: a query from camera 3 ignores every camera-2 image.
+  * The rule removes some gallery images from the query's list (e.g. a query
+    from camera 3 ignores every camera-2 image; or the images of its own
+    identity from its own camera).
   * CMC: the query is "found at rank r" when its identity is the r-th distinct
-    identity of the ranked list (SYSU: after the camera rule, keeping the first
-    occurrence of each identity) or, for RegDB, at the position of its first
+    identity of the ranked list after the rule (`distinct_ids`: keeping the
+    first occurrence of each identity), or else at the position of its first
     positive. CMC[k-1] = fraction of valid queries found at rank <= k.
   * AP = mean over positives of (positives so far / rank); INP = (number of
-    positives) / (rank of the last positive), on the full list after the camera
+    positives) / (rank of the last positive), on the full list after the
     rule (no de-duplication).
   * Queries without a positive are left out of every average.
 
@@ -48,10 +53,6 @@ import numpy as np
 
 # The percentages every protocol reports, in table order.
 METRIC_KEYS = ("rank1", "rank10", "rank20", "mAP", "mINP")
-# The SYSU camera rule: queries from camera 3 ignore gallery images of camera 2
-# (the same room, filmed by the other sensor).
-SYSU_RULE_QUERY_CAMERA = 3
-SYSU_RULE_IGNORED_GALLERY_CAMERA = 2
 
 # Most threads that run row chunks in parallel.
 _MAX_THREADS = 8
@@ -59,13 +60,19 @@ _MAX_THREADS = 8
 _CHUNK_ELEMENTS = 1 << 19
 
 
-def evaluate_sysu(distmat, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20) -> dict:
-  """SYSU-MM01 metrics, equal to AGW's `eval_sysu` (see module docstring).
+def evaluate(distmat, q_pids, g_pids, q_cams=None, g_cams=None, *, rule=None,
+             distinct_ids: bool = True, max_rank: int = 20) -> dict:
+  """Rank-k, mAP and mINP of one query set against one gallery (see module docstring).
 
   Args:
     distmat: (Q, G) distances, smaller is closer.
     q_pids, g_pids: (Q,) and (G,) person ids.
-    q_cams, g_cams: (Q,) and (G,) SYSU camera numbers (1..6).
+    q_cams, g_cams: (Q,) and (G,) camera numbers (needed when a rule reads them).
+    rule: which gallery images each query ignores: `blocks(q_pids, q_cams,
+      g_pids, g_cams)` -> [(query rows, the gallery columns they see)] (the
+      rules of `vireid_jax.data.protocol`); None: every query sees everything.
+    distinct_ids: CMC over the distinct identities of the ranked list (AGW's
+      `eval_sysu`); False: the rank of the first positive (`eval_regdb`).
     max_rank: length of the returned CMC.
 
   Returns:
@@ -75,26 +82,13 @@ def evaluate_sysu(distmat, q_pids, g_pids, q_cams, g_cams, max_rank: int = 20) -
     ValueError: bad shapes, NaN distances, or no query with a positive.
   """
   d, q_pids, g_pids = _check(distmat, q_pids, g_pids, max_rank)
-  q_cams = _vector(q_cams, d.shape[0], "q_cams")
-  g_cams = _vector(g_cams, d.shape[1], "g_cams")
-  # Queries from camera 3 see the gallery without camera 2; all others see all.
-  from_cam3 = q_cams == SYSU_RULE_QUERY_CAMERA
-  blocks = [(np.flatnonzero(~from_cam3), np.arange(d.shape[1])),
-            (np.flatnonzero(from_cam3), np.flatnonzero(g_cams != SYSU_RULE_IGNORED_GALLERY_CAMERA))]
-  return _evaluate(d, q_pids, g_pids, blocks, dedup=True, max_rank=max_rank)
-
-
-def sysu_camera_rule(q_cams: np.ndarray, g_cams: np.ndarray) -> np.ndarray:
-  """(Q, G) True where the SYSU camera rule ignores the pair (as `evaluate_sysu` does)."""
-  return ((np.asarray(q_cams)[:, None] == SYSU_RULE_QUERY_CAMERA)
-          & (np.asarray(g_cams)[None, :] == SYSU_RULE_IGNORED_GALLERY_CAMERA))
-
-
-def evaluate_regdb(distmat, q_pids, g_pids, max_rank: int = 20) -> dict:
-  """RegDB metrics (plain CMC, mAP, mINP), equal to AGW's `eval_regdb`."""
-  d, q_pids, g_pids = _check(distmat, q_pids, g_pids, max_rank)
-  blocks = [(np.arange(d.shape[0]), np.arange(d.shape[1]))]
-  return _evaluate(d, q_pids, g_pids, blocks, dedup=False, max_rank=max_rank)
+  if rule is None:
+    blocks = [(np.arange(d.shape[0]), np.arange(d.shape[1]))]
+  else:
+    q_cams = _vector(q_cams, d.shape[0], "q_cams")
+    g_cams = _vector(g_cams, d.shape[1], "g_cams")
+    blocks = rule.blocks(q_pids, q_cams, g_pids, g_cams)
+  return _evaluate(d, q_pids, g_pids, blocks, dedup=distinct_ids, max_rank=max_rank)
 
 
 def _vector(x, n: int, name: str) -> np.ndarray:
@@ -126,15 +120,13 @@ def _evaluate(d, q_pids, g_pids, blocks, *, dedup: bool, max_rank: int) -> dict:
   inp = np.zeros(num_q, np.float64)
   valid = np.zeros(num_q, bool)
   tasks = []
+  # Every column sorted by identity once; each block keeps its columns of that order.
+  order = np.argsort(g_pids, kind="stable")
+  sorted_pids = g_pids[order]
   for rows, cols in blocks:
     if rows.size == 0 or cols.size == 0:
       continue
-    # Columns grouped by identity (stable), so each identity is a contiguous run.
-    gp = g_pids[cols]
-    perm = np.argsort(gp, kind="stable")
-    gcols = cols[perm]
-    ids, starts, counts = np.unique(gp[perm], return_index=True, return_counts=True)
-    groups = (ids, starts, counts)
+    gcols, groups = _grouped_columns(np.asarray(cols), order, sorted_pids)
     everything = np.array_equal(gcols, np.arange(d.shape[1]))
     chunk = max(1, _CHUNK_ELEMENTS // cols.size)
     for start in range(0, rows.size, chunk):
@@ -170,6 +162,26 @@ def _evaluate(d, q_pids, g_pids, blocks, *, dedup: bool, max_rank: int) -> dict:
   cmc = (found_rank[valid][:, None] <= ks[None, :]).sum(0) / float(num_valid)
   return {"cmc": cmc.astype(np.float64), "mAP": float(np.mean(ap[valid])),
           "mINP": float(np.mean(inp[valid]))}
+
+
+def _grouped_columns(cols, order, sorted_pids):
+  """The block's columns grouped by identity (a contiguous run each), and the runs.
+
+  Returns (columns in identity order, (ids, starts, counts)): the columns of
+  `order` (every column, stably sorted by identity) that are in `cols`. Within
+  an identity the columns are in index order; no result depends on that order.
+  O(gallery) per block: no sort.
+  """
+  if cols.size == order.size:
+    gcols, spids = order, sorted_pids
+  else:
+    keep = np.zeros(order.size, bool)
+    keep[cols] = True
+    kept = keep[order]
+    gcols, spids = order[kept], sorted_pids[kept]
+  starts = np.flatnonzero(np.concatenate([[True], spids[1:] != spids[:-1]]))
+  counts = np.diff(np.append(starts, spids.size))
+  return gcols, (spids[starts], starts, counts)
 
 
 def _query_groups(qp, ids):

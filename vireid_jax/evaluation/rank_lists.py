@@ -2,8 +2,8 @@
 
 Pure parts (`top_k`, `draw_rank_grid`, `grid_size`) take arrays and return
 arrays, so they are tested on hand-made cases without a model. `build_rank_list`
-glues them to a dataset's test protocol (the gallery of one SYSU-MM01 trial, or
-the RegDB split, from its suite) and an extractor; the evaluators put the
+glues them to a dataset's test protocol (the queries and gallery of one
+infrared-to-visible row's trial, from its suite) and an extractor; the evaluators put the
 picture into the run's summaries, `tools/visualize_ranks` into a PNG file.
 
 Drawn with PIL and its built-in bitmap font, so the size of the picture is a
@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vireid_jax.data import images as images_lib
 from vireid_jax.data.records import INFRARED, VISIBLE
-from vireid_jax.evaluation.metrics import sysu_camera_rule
+from vireid_jax.evaluation import protocols
 
 # Frame colours (RGB) and layout, in pixels.
 CORRECT = (0, 200, 0)
@@ -49,7 +49,7 @@ def top_k(distances: np.ndarray, k: int, excluded: np.ndarray | None = None
     distances: (Q, G), smaller is closer.
     k: list length; at most the number of gallery images left after `excluded`.
     excluded: optional (Q, G) bool, True where a gallery image may not be
-      returned for that query (the SYSU-MM01 camera rule).
+      returned for that query (the dataset's rule, `rule.mask`).
 
   Returns:
     (indices int64 (Q, k), their distances (Q, k)).
@@ -213,11 +213,12 @@ def evenly_spaced(n: int, count: int) -> np.ndarray:
 
 
 def rank_queries(extract: Callable, queries, gallery, query_index: Sequence[int], k: int,
-                 camera_rule: bool) -> RankList:
+                 rule=None) -> RankList:
   """Embeds the chosen queries and the gallery, ranks, and keeps the top k per query.
 
-  `queries` and `gallery` are `suites.ModalityImages`: infrared and visible.
-  `k` is cut to the gallery size (after the camera rule) when the gallery is smaller.
+  `queries` and `gallery` are `protocol.ModalityImages`: infrared and visible.
+  `rule` hides gallery images from queries as the evaluation does (`rule.mask`).
+  `k` is cut to the gallery size (after the rule) when the gallery is smaller.
   """
   q_paths, q_pids, q_cams = queries.paths, queries.pids, queries.cameras
   g_paths, g_pids, g_cams = gallery.paths, gallery.pids, gallery.cameras
@@ -230,7 +231,8 @@ def rank_queries(extract: Callable, queries, gallery, query_index: Sequence[int]
   # Ranked as the evaluation ranks (negative cosine similarity); shown as the
   # Euclidean distance of the unit vectors, which orders them the same way.
   dist = -(q_feat @ g_feat.T)
-  excluded = sysu_camera_rule(q_cams[query_index], g_cams) if camera_rule else None
+  excluded = (None if rule is None
+              else rule.mask(q_pids[query_index], q_cams[query_index], g_pids, g_cams))
   available = dist.shape[1] if excluded is None else int((~excluded).sum(axis=1).min())
   order, d = top_k(dist, min(int(k), available), excluded)   # small galleries: shorter lists
   return RankList(
@@ -257,15 +259,24 @@ def render(ranks: RankList, size: tuple[int, int], image_source=None) -> np.ndar
                         query_labels=[f"id {int(p)}" for p in ranks.query_pids])
 
 
+def rank_list_rows(suite) -> tuple[str, ...]:
+  """The suite's rows a rank list can show: infrared queries against a visible gallery."""
+  return tuple(r.name for r in suite.rows if (r.query, r.gallery) == (INFRARED, VISIBLE))
+
+
 def build_rank_list(suite, test_set, eval_cfg, extract: Callable, *, num_queries: int, k: int,
-                    mode: str = "all", shot: str = "single", trial: int = 0) -> RankList:
+                    row: str | None = None, trial: int = 0) -> RankList:
   """The rank lists of `num_queries` queries spread evenly over the test queries.
 
-  `suite` and `test_set` as `evaluation.suites.load` returns them; SYSU-MM01
-  shows the gallery of (mode, shot, trial) with the camera rule, RegDB the
-  thermal-to-visible direction.
+  `suite` and `test_set` as `evaluation.suites.load` returns them. Shows the
+  queries and gallery of `row` (default: the suite's `rank_list_row`) in
+  `trial`, as the evaluation draws them, with its rule.
   """
-  queries, gallery = suite.rank_list_sets(test_set, eval_cfg, mode=mode, shot=shot,
-                                          trial=trial)
+  row = row or suite.rank_list_row
+  if row not in rank_list_rows(suite):
+    raise ValueError(f"{row!r} is not a row with infrared queries and a visible gallery; "
+                     f"{suite.name} has {', '.join(rank_list_rows(suite))}.")
+  queries, gallery = protocols.images_of(suite, test_set, row, trial, eval_cfg.gallery_rule,
+                                         eval_cfg.rand_perm_cam or None)
   index = evenly_spaced(len(queries.paths), int(num_queries))
-  return rank_queries(extract, queries, gallery, index, k, camera_rule=suite.camera_rule)
+  return rank_queries(extract, queries, gallery, index, k, rule=suite.row(row).rule)

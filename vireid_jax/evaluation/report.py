@@ -36,16 +36,17 @@ def format_table(results: dict, dataset: str, over: str = "trials") -> str:
 def evaluation_settings(config, suite, checkpoint: str, step: int) -> dict:
   """What decides the numbers besides the weights: stored with them in the results file.
 
-  `trials` is the number of gallery draws the table averages (1 for RegDB, whose
-  ten trial splits are ten runs); RegDB results also record their `split`.
+  `trials` is the number of draws the table averages (1 where nothing is drawn,
+  as for a dataset whose numbered splits are separate runs); the results of
+  such a dataset also record their `split`.
   """
   settings = {"checkpoint": str(checkpoint), "step": int(step),
               "rerank": bool(config.eval.rerank), "flip": bool(config.eval.flip),
               "gallery_rule": str(config.eval.gallery_rule),
-              "trials": int(config.eval.trials) if suite.layout == "sysu" else 1,
+              "trials": int(config.eval.trials) if suite.drawn else 1,
               "image_size": [int(s) for s in config.data.image_size],
               "dtype": str(config.eval.dtype)}
-  if suite.layout == "regdb":
+  if suite.records_split:
     settings["split"] = int(config.data.trial)
   return settings
 
@@ -55,7 +56,7 @@ def variant_tags(settings: dict, reference: dict) -> list[str]:
 
   The run's report (best checkpoint, no re-ranking, no flip averaging, the
   baseline gallery rule, the training's trials, image size, precision and
-  RegDB split) has no tags; anything else gets one per difference, so it is
+  split) has no tags; anything else gets one per difference, so it is
   written to its own file and summary tags and never replaces the report.
   """
   tags = []

@@ -1,4 +1,4 @@
-r"""Mean ± std over several runs' results: RegDB's ten trial splits, or several seeds.
+r"""Mean ± std over several runs' results: a dataset's numbered splits (RegDB's ten), or seeds.
 
   python -m vireid_jax.tools.aggregate runs/regdb_t*/results.json [--out=regdb.json]
 
@@ -7,8 +7,8 @@ trials). Per protocol the table gives the mean over runs and the standard
 deviation across runs (ddof=0, as the per-trial one), the numbers papers report
 for RegDB. Runs of different datasets, or evaluated with different settings
 (re-ranking, flip averaging, gallery rule, image size, precision), are refused:
-their mean would mean nothing. So is the same RegDB split given twice; the
-table says how many of the ten splits it averages. Imports neither JAX nor
+their mean would mean nothing. So is the same split given twice; the table
+says how many of the dataset's splits it averages. Imports neither JAX nor
 TensorFlow.
 """
 
@@ -22,13 +22,19 @@ from typing import Sequence
 import numpy as np
 
 from vireid_jax import fileio
+from vireid_jax.data import registry
 from vireid_jax.evaluation import report as report_lib
 from vireid_jax.evaluation.metrics import METRIC_KEYS
 from vireid_jax.tools.cli import UsageError, run_cli
 
 # Settings that must agree between the runs; step and checkpoint may differ.
 MUST_MATCH = ("rerank", "flip", "gallery_rule", "trials", "image_size", "dtype")
-REGDB_SPLITS = 10
+
+
+def dataset_title(label: str) -> str:
+  """How messages name the dataset of a results file's "dataset" label."""
+  dataset = registry.for_label(label)
+  return dataset.title if dataset else str(label)
 
 
 def load_results(path: str) -> dict:
@@ -62,13 +68,14 @@ def aggregate(runs: Sequence[tuple[str, dict]]) -> tuple[str, dict]:
                        "aggregate runs evaluated alike.")
   splits = [data.get("settings", {}).get("split") for _, data in runs]
   if any(s is not None for s in splits):
+    title = dataset_title(next(iter(datasets)))
     seen = {}
     for (path, _), split in zip(runs, splits):
       if split is None:
-        raise UsageError(f"{path} does not record its RegDB split: evaluate that run again "
+        raise UsageError(f"{path} does not record its {title} split: evaluate that run again "
                          "(--config.mode=eval) to record it.")
       if split in seen:
-        raise UsageError(f"{seen[split]} and {path} are both RegDB split {split}: give each "
+        raise UsageError(f"{seen[split]} and {path} are both {title} split {split}: give each "
                          "split once.")
       seen[split] = path
   common = [p for p in report_lib.protocol_names(runs[0][1])
@@ -99,8 +106,9 @@ def main(argv: list[str] | None = None) -> str:
   splits = sorted(data["settings"]["split"] for _, data in runs
                   if "split" in data.get("settings", {}))
   if splits:
-    label = (f"{dataset}, {len(splits)} of the {REGDB_SPLITS} splits "
-             f"({', '.join(map(str, splits))})")
+    spec = registry.for_label(dataset)
+    of = f" of the {len(spec.splits)}" if spec and spec.splits else ""
+    label = f"{dataset}, {len(splits)}{of} splits ({', '.join(map(str, splits))})"
   text = report_lib.format_table(table, label, over="runs")
   print(text)
   if args.out:

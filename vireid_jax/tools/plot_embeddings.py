@@ -22,6 +22,7 @@ import sys
 import numpy as np
 
 from vireid_jax import fileio
+from vireid_jax.data import datasets, registry
 from vireid_jax.evaluation import rank_lists
 from vireid_jax.tools import embeddings
 from vireid_jax.tools import cli
@@ -56,9 +57,10 @@ def data_identity(data_cfg) -> tuple[str, tuple]:
   alone (fixed seed), so two workdirs that each generated one hold the same images.
   """
   name, layout = str(data_cfg.name), str(data_cfg.synthetic_layout)
-  trial = int(data_cfg.trial) if (layout if name == "synthetic" else name) == "regdb" else None
+  known = (layout if name == registry.SYNTHETIC else name) in registry.DATASETS
+  trial = datasets.dataset_of(data_cfg).split_of(data_cfg.trial) if known else None
   where = os.path.abspath(os.path.expanduser(data_cfg.root)) if data_cfg.root else ""
-  if name == "synthetic" and not where:
+  if name == registry.SYNTHETIC and not where:
     num_ids = int(data_cfg.synthetic_num_ids)
     text = f"synthetic {layout} layout, {num_ids} identities"
     key = (name, layout, num_ids, trial)

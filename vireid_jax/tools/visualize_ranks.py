@@ -4,10 +4,10 @@ r"""Rank-list picture of a trained run: infrared queries and their top-k visible
 
 Each row is one query (blue frame) followed by its k closest gallery images,
 framed green when the identity is the query's and red otherwise, with the rank
-and the distance under each. The gallery is the one the evaluation uses
-(SYSU-MM01: trial 0 of all-search single-shot by default; RegDB: the split's
-visible images). Writes DIR/plots/rank_list.png unless --out says otherwise,
-and beside it rank_list.json with the same lists as data (paths, person ids,
+and the distance under each. Queries and gallery are those the evaluation
+uses for one infrared-to-visible protocol row (`--protocol`, default: the
+dataset's, e.g. SYSU-MM01's all-search single-shot) in one trial (`--trial`).
+Writes DIR/plots/rank_list.png unless --out says otherwise, and beside it rank_list.json with the same lists as data (paths, person ids,
 distances, matches).
 """
 
@@ -38,9 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       "as .json.")
   p.add_argument("--overwrite", action="store_true", help=fileio.OVERWRITE_HELP)
   p.add_argument("--checkpoint", default="best", help="best | latest | a step number.")
-  p.add_argument("--mode", default="all", choices=("all", "indoor"), help="SYSU-MM01 search mode.")
-  p.add_argument("--shot", default="single", choices=("single", "multi"), help="SYSU-MM01 gallery shot.")
-  p.add_argument("--trial", type=int, default=0, help="SYSU-MM01 gallery draw (0-based).")
+  p.add_argument("--protocol", default="",
+                 help="A row of the results with infrared queries and a visible gallery "
+                      "(default: the dataset's rank-list row).")
+  p.add_argument("--trial", type=int, default=0, help="The draw, for rows drawn per trial "
+                                                      "(0-based).")
   p.add_argument("--height", type=int, default=0,
                  help="Shown image height in pixels (0: the training image size); width follows.")
   return p.parse_args(argv)
@@ -64,9 +66,14 @@ def main(argv: list[str] | None = None) -> str:
                                  "both must be >= 1.")
   run = workdir_lib.load_run(args.workdir, args.checkpoint)
   suite, test_set = run.test_data()
+  protocol = args.protocol or suite.rank_list_row
+  if protocol not in rank_lists.rank_list_rows(suite):
+    raise cli.UsageError(f"--protocol={protocol}: use one of "
+                         f"{', '.join(rank_lists.rank_list_rows(suite))} (rows with infrared "
+                         "queries and a visible gallery).")
   ranks = rank_lists.build_rank_list(
       suite, test_set, run.config.eval, run.extractor(), num_queries=args.num_queries,
-      k=args.topk, mode=args.mode, shot=args.shot, trial=args.trial)
+      k=args.topk, row=protocol, trial=args.trial)
   picture = rank_lists.render(ranks, display_size(run.config.data.image_size, args.height),
                               datasets.test_image_source(run.config.data))
   out = fileio.as_path(args.out or run.workdir / "plots" / "rank_list.png")

@@ -102,7 +102,7 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike,
   """Evaluates a trained run with its own config, changed only by the given overrides.
 
   Settings that differ from the run's own report (checkpoint, re-ranking,
-  flip averaging, gallery rule, trials, image size, precision, RegDB split)
+  flip averaging, gallery rule, trials, image size, precision, split)
   name the results file (`results_rerank.json`, ...) and the summary tag
   prefix (`test_rerank/...`): `results.json` is never replaced by them.
   """
@@ -112,10 +112,10 @@ def evaluate_run(config: ml_collections.ConfigDict, workdir: fileio.PathLike,
   changed = config_defaults.apply_overrides(
       eval_config, config, [k for k in override_keys if k != "mode"])
   eval_config.mode = "eval"
-  config_defaults.validate(eval_config)
+  datasets.validate(eval_config)
   if eval_config.data.name == "fake":
     raise ConfigError("data.name='fake': random batches have no test set to evaluate on; "
-                      "evaluate a run trained on sysu, regdb or synthetic data.")
+                      f"evaluate a run trained on {', '.join(datasets.names()[:-1])} data.")
   logging.info("evaluating %s with its config.json%s", workdir,
                f" and {', '.join(changed)}" if changed else "")
   info = run_info.read_last_record(workdir)

@@ -15,7 +15,6 @@ import jax
 import ml_collections
 from etils import epath
 
-from vireid_jax import config_defaults
 from vireid_jax.data import datasets
 from vireid_jax.data.records import TrainSet
 from vireid_jax.evaluation import suites
@@ -50,15 +49,15 @@ def plan_run(config: ml_collections.ConfigDict, workdir: epath.Path, mesh) -> Ru
     train_set = datasets.load_train_set(config.data, workdir)
     num_classes = train_set.num_classes
     suite, test_set = suites.load(config.data, workdir)
-    datasets.check_test_images(config.data, suite.layout, test_set)
+    datasets.check_test_images(config.data, suite.name, test_set)
     same_data = ("Every host must read the same dataset: give each one the same copy at "
                  "--config.data.root.")
     for value, what in ((num_classes, "the number of training identities"),
                         (len(train_set.visible), "the number of visible training images"),
                         (len(train_set.infrared), "the number of infrared training images")):
       parallel.agree_across_hosts(value, what, same_data)
-  config_defaults.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
-                           num_hosts=jax.process_count())
+  datasets.validate(config, num_classes=num_classes, num_devices=jax.device_count(),
+                    num_hosts=jax.process_count())
   pretrained = str(config.model.pretrained)
   if pretrained not in ("", "none") and not os.path.isfile(os.path.expanduser(pretrained)):
     raise FileNotFoundError(

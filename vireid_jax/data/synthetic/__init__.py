@@ -1,11 +1,14 @@
 r"""A small synthetic visible-infrared ReID dataset, written in the real layouts.
 
-    python -m vireid_jax.data.synthetic --layout=sysu --out=DIR [--num_ids=40] [--seed=0]
-    python -m vireid_jax.data.synthetic --layout=regdb --out=DIR
+    python -m vireid_jax.data.synthetic --layout=NAME --out=DIR [--num_ids=40] [--seed=0]
     python -m vireid_jax.data.synthetic --layout=sysu --out=DIR \
         --sample_sheet=docs/synthetic_samples.png
 
-It is a fair stand-in for SYSU-MM01 / RegDB, not a toy, so that the demo and
+NAME is any dataset that declares a synthetic layout (`--help` lists them):
+its package says which cameras see whom, their camera models and the list
+files, and draws the people with the renderer they share (`vireid_jax.data.render`).
+
+It is a fair stand-in for the real datasets, not a toy, so that the demo and
 the ablations measure something: every identity carries
 
 * cues that survive both modalities: body proportions (head size, shoulder and
@@ -44,19 +47,20 @@ Generation is deterministic: the same arguments and library versions give
 byte-identical files. The generator writes only into a new or empty folder,
 and marks a finished dataset with its completion marker (`marker.py`).
 
-Modules, one job each: `palettes` (colour and material vocabularies),
+Modules, one job each: `layouts` (`generate`, through each dataset's layout
+writer), `marker`, `sheet` (the sample sheet) and `cli`; the renderer's
+(`vireid_jax.data.render`): `palettes` (colour and material vocabularies),
 `identity` (a person's fixed appearance), `canvas` (anti-aliased drawing on
 an RGB + temperature canvas), `body` (pose and the shapes of a person),
 `scenes` (backgrounds, clutter, occluders), `shot` (one image's nuisance and
-rendering), `cameras` (RGB and thermal camera models), `sysu_layout` and
-`regdb_layout` (the two layout writers), `layouts` (`generate`), `marker`,
-`sheet` (the sample sheet) and `cli`.
+rendering), `cameras` (RGB and thermal camera models), `workers` (several
+processes). The renderer is a package of its own so that the dataset packages
+can use it while `generate` looks them up in the registry.
 """
 
-from vireid_jax.data.synthetic.cameras import (REGDB_CAMERAS, SYSU_CAMERAS, CameraSpec,
-                                               to_infrared, to_visible)
-from vireid_jax.data.synthetic.identity import Paint, Pattern, Person, sample_person
-from vireid_jax.data.synthetic.layouts import LAYOUTS, generate
-from vireid_jax.data.synthetic.scenes import make_scene
+from vireid_jax.data.render.cameras import CameraSpec, to_infrared, to_visible
+from vireid_jax.data.render.identity import Paint, Pattern, Person, sample_person
+from vireid_jax.data.render.scenes import make_scene
+from vireid_jax.data.render.shot import Nuisance, render_scene, sample_nuisance
+from vireid_jax.data.synthetic.layouts import generate, layouts
 from vireid_jax.data.synthetic.sheet import sample_sheet
-from vireid_jax.data.synthetic.shot import Nuisance, render_scene, sample_nuisance

@@ -6,7 +6,7 @@ import argparse
 from typing import Sequence
 
 import vireid_jax.data.synthetic as package
-from vireid_jax.data.synthetic.layouts import LAYOUTS, generate
+from vireid_jax.data.synthetic.layouts import generate, layouts
 from vireid_jax.data.synthetic.sheet import refuse_existing, sample_sheet
 
 
@@ -14,7 +14,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser = argparse.ArgumentParser(prog="python -m vireid_jax.data.synthetic",
                                    description=package.__doc__.split("\n\n")[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--layout", choices=LAYOUTS, required=True)
+  parser.add_argument("--layout", choices=layouts(), required=True)
   parser.add_argument("--out", required=True,
                       help="a new or empty folder (an existing non-empty one is refused)")
   parser.add_argument("--num_ids", type=int, default=40)
@@ -22,9 +22,10 @@ def main(argv: Sequence[str] | None = None) -> None:
   parser.add_argument("--images_per_cam", type=int, nargs=2, default=None, metavar=("MIN", "MAX"))
   parser.add_argument("--image_size", type=int, nargs=2, default=(128, 64), metavar=("H", "W"))
   parser.add_argument("--test_ids", type=int, default=None,
-                      help="sysu layout: test identities (default 30%%; SYSU-MM01: 96 of 491)")
+                      help="test identities, for layouts with a test list (default: the "
+                           "layout's share, as in the real dataset)")
   parser.add_argument("--val_ids", type=int, default=None,
-                      help="sysu layout: validation identities (default 10%%; SYSU-MM01: 99)")
+                      help="validation identities, for layouts with a validation list")
   parser.add_argument("--workers", type=int, default=1,
                       help="processes rendering images (the files do not depend on it)")
   parser.add_argument("--sample_sheet", default="", help="also write a PNG grid of samples here")

@@ -1,23 +1,36 @@
-"""`generate`: checks the arguments, runs the writer of the requested layout, marks it complete."""
+"""`generate`: checks the arguments, runs the dataset's layout writer, marks the folder complete.
+
+Each dataset declares its layout writer (`dataset.SyntheticLayout`), which
+draws with the shared renderer (`vireid_jax.data.render`); the registry says
+which datasets have one.
+"""
 
 from __future__ import annotations
 
 import os
 from typing import Sequence
 
-from vireid_jax.data.synthetic import regdb_layout, sysu_layout
+from vireid_jax.data import registry
 from vireid_jax.data.synthetic.marker import read_marker, write_marker
 
-LAYOUTS = ("sysu", "regdb")
-DEFAULT_IMAGES_PER_CAM = {"sysu": (4, 12), "regdb": (10, 10)}
+
+def layouts() -> tuple[str, ...]:
+  """The layouts the generator writes: every dataset that declares one."""
+  return registry.synthetic_layouts()
 
 
-def _check_args(layout: str, out: str, num_ids: int, images_per_cam, image_size) -> tuple[int, int]:
-  if layout not in LAYOUTS:
-    raise ValueError(f"layout={layout!r}: use one of {LAYOUTS}.")
-  min_ids = 5 if layout == "sysu" else 4
-  if num_ids < min_ids:
-    raise ValueError(f"num_ids={num_ids}: the {layout} layout needs at least {min_ids} ids "
+def layout_of(name: str):
+  """The dataset's `SyntheticLayout`; ValueError for a name without one."""
+  if name not in layouts():
+    raise ValueError(f"layout={name!r}: use one of {layouts()}.")
+  return registry.get(name).synthetic
+
+
+def _check_args(name: str, out: str, num_ids: int, images_per_cam,
+                image_size) -> tuple[int, int]:
+  layout = layout_of(name)
+  if num_ids < layout.min_ids:
+    raise ValueError(f"num_ids={num_ids}: the {name} layout needs at least {layout.min_ids} ids "
                      "(train, val and test splits each need identities).")
   lo, hi = (int(v) for v in images_per_cam)
   if not 1 <= lo <= hi:
@@ -43,42 +56,34 @@ def generate(layout: str, out: str, num_ids: int = 40, seed: int = 0,
              images_per_cam: Sequence[int] | None = None,
              image_size: Sequence[int] = (128, 64), *, test_ids: int | None = None,
              val_ids: int | None = None, workers: int = 1) -> None:
-  """Writes a synthetic dataset in the SYSU-MM01 or RegDB layout under `out`.
+  """Writes a synthetic dataset in a dataset's on-disk layout under `out`.
 
   Args:
-    layout: "sysu" or "regdb".
+    layout: the dataset whose layout to write (`layouts()`).
     out: a new or empty folder; it receives the completion marker (`marker.MARKER_NAME`)
       last, after every image and list file.
-    num_ids: number of identities (SYSU: split about 60/10/30 train/val/test;
-      RegDB: each of the 10 trials splits them in half).
+    num_ids: number of identities (split as the layout splits them).
     seed: the same seed gives byte-identical files.
-    images_per_cam: (min, max) images per (identity, camera), inclusive;
-      default (4, 12) for SYSU and (10, 10) (the real count) for RegDB, where
-      it is the number per identity and modality.
+    images_per_cam: (min, max) images per (identity, camera), inclusive; the
+      layout's default when None.
     image_size: (height, width) of every image.
-    test_ids, val_ids: SYSU layout: identities in the test and validation
-      splits (default about 30% and 10%; SYSU-MM01 itself has 96 and 99 of 491).
+    test_ids, val_ids: identities in the test and validation splits, for
+      layouts that take them (default: the layout's shares).
     workers: processes that render images (the files do not depend on it).
   """
-  images_per_cam = images_per_cam or DEFAULT_IMAGES_PER_CAM.get(layout, (1, 1))
+  spec = layout_of(layout)
+  images_per_cam = images_per_cam or spec.images_per_cam
   lo, hi = _check_args(layout, out, num_ids, images_per_cam, image_size)
   h, w = (int(v) for v in image_size)
   if int(workers) < 1:
     raise ValueError(f"workers={workers}: give 1 or more processes.")
   split = {}
-  if layout == "sysu":
-    n_test, n_val = sysu_layout.split_sizes(num_ids, test_ids, val_ids)
-    if min(n_test, n_val) < 1 or n_test + n_val > num_ids - 1:
-      raise ValueError(f"test_ids={n_test}, val_ids={n_val} of num_ids={num_ids}: each split "
-                       "needs at least one identity and training at least one.")
-    split = {"test_ids": n_test, "val_ids": n_val}
+  if spec.split is not None:
+    split = spec.split(num_ids, test_ids, val_ids)
   elif test_ids is not None or val_ids is not None:
-    raise ValueError("test_ids and val_ids set the SYSU layout's split; RegDB splits each "
-                     "of its 10 trials in half.")
+    raise ValueError(f"test_ids and val_ids set a split, but {registry.get(layout).title} "
+                     "splits its own way (its list files define the splits).")
   os.makedirs(out, exist_ok=True)
-  if layout == "sysu":
-    sysu_layout.write(out, num_ids, seed, lo, hi, h, w, workers=workers, **split)
-  else:
-    regdb_layout.write(out, num_ids, seed, lo, hi, h, w, workers=workers)
+  spec.write(out, num_ids, seed, lo, hi, h, w, workers=workers, **split)
   write_marker(out, layout=layout, num_ids=num_ids, seed=seed, images_per_cam=(lo, hi),
                image_size=(h, w), **({} if test_ids is None and val_ids is None else split))

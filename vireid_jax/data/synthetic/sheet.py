@@ -1,4 +1,7 @@
-"""A PNG sample sheet of a generated dataset: one row per identity, visible then infrared."""
+"""A PNG sample sheet of a generated dataset: one row per identity, visible then infrared.
+
+The layout says which images go where (`SyntheticLayout.sheet_cells`); this draws them.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +9,7 @@ import os
 
 from PIL import Image, ImageDraw
 
-from vireid_jax.data.sysu import RGB_CAMERAS
-
-
-def _sheet_cells(root: str, layout: str, rows: int):
-  """Returns [(row label, [(column label, image path or None), ...]), ...]."""
-  out = []
-  if layout == "sysu":
-    with open(os.path.join(root, "exp", "test_id.txt")) as f:
-      test = [int(t) for t in f.read().split(",") if t.strip()]
-    with open(os.path.join(root, "exp", "train_id.txt")) as f:
-      train = [int(t) for t in f.read().split(",") if t.strip()]
-    cols = [(1, 0), (2, 0), (4, 0), (5, 0), (3, 0), (3, 1), (6, 0), (6, 1)]
-
-    def path(pid, cam, k):
-      p = os.path.join(root, f"cam{cam}", f"{pid:04d}", f"{k + 1:04d}.jpg")
-      return p if os.path.exists(p) else None
-
-    def score(pid):
-      return sum(path(pid, c, k) is not None for c, k in cols)
-
-    pids = sorted(train + test, key=lambda p: (-score(p), p))[:rows]
-    for pid in sorted(pids):
-      out.append((f"id {pid}", [(f"cam{c}" + (" RGB" if c in RGB_CAMERAS else " IR"),
-                                 path(pid, c, k)) for c, k in cols]))
-  else:
-    pids = sorted(int(d) for d in os.listdir(os.path.join(root, "Visible")))[:rows]
-    for pid in pids:
-      vis = sorted(os.listdir(os.path.join(root, "Visible", str(pid))))
-      th = sorted(os.listdir(os.path.join(root, "Thermal", str(pid))))
-      picks = [0, len(vis) // 3, 2 * len(vis) // 3, len(vis) - 1]
-      out.append((f"id {pid}", [("visible", os.path.join(root, "Visible", str(pid), vis[i]))
-                                for i in picks] +
-                  [("thermal", os.path.join(root, "Thermal", str(pid), th[i])) for i in picks]))
-  return out
+from vireid_jax.data.synthetic.layouts import layout_of
 
 
 def sample_sheet(root: str, layout: str, path: str, rows: int = 6) -> None:
@@ -48,7 +18,7 @@ def sample_sheet(root: str, layout: str, path: str, rows: int = 6) -> None:
   Refuses an existing `path` (FileExistsError) rather than overwrite it.
   """
   refuse_existing(path)
-  cells = _sheet_cells(root, layout, rows)
+  cells = layout_of(layout).sheet_cells(root, rows)
   first = next(p for _, row in cells for _, p in row if p)
   with Image.open(first) as im:
     cw, ch = im.size

@@ -1,10 +1,13 @@
-"""TFDS builders for SYSU-MM01 and RegDB: the user's manual download, resized once.
+"""TFDS records of a dataset: the user's manual download, resized once.
 
 Prepare with `python -m vireid_jax.data.prepare_tfds` (see there); train and
 evaluate from the result with `--config.data.source=tfds`. Fully offline.
 
-Each prepared dataset is one builder config per image size and encoding
-(and, for RegDB, per trial): `sysu_mm01/288x144_jpeg`, `regdb/trial1_288x144_png`.
+`builder.py` makes each dataset's builder from its module's `TfdsLayout`;
+this module holds what the builders and the reader share, without importing
+TensorFlow. Each prepared dataset is one builder config per image size and
+encoding (and per split, for datasets with numbered splits):
+`sysu_mm01/288x144_jpeg`, `regdb/trial1_288x144_png`.
 Every image is stored at that size, resized exactly as the raw-file path
 resizes it: training images with the tf.data resize of the input pipeline,
 test images with the PIL resize of the evaluation. JPEG (the default: quality
@@ -13,9 +16,8 @@ JPEG's rounding only; PNG is lossless, so the TFDS path gives the very same
 pixels, batches and features as reading the files, but is 2-3x larger and
 slower to decode (BENCHMARKS.md, "Input pipeline").
 
-The builders read through the numpy readers in `vireid_jax.data.sysu` /
-`.regdb`, so the splits, orderings and labels are those of the rest of the
-code. Each example keeps its file's path relative to the download (`file_name`)
+The builders read through the dataset's own readers, so the splits,
+orderings and labels are those of the rest of the code. Each example keeps its file's path relative to the download (`file_name`)
 and its position in the reader's list (`index`): TFDS stores examples in its
 own order, `index` restores the reader's. `info.metadata` records the download
 folder (so records keep their original paths as keys), the image size and

@@ -1,19 +1,27 @@
-"""Writes the SYSU-MM01 layout: camK/PPPP/NNNN.jpg and exp/{train,val,test}_id.txt."""
+"""The synthetic SYSU-MM01 layout: camK/PPPP/NNNN.jpg and exp/{train,val,test}_id.txt."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
-from PIL import Image
 
-from vireid_jax.data.sysu import IR_CAMERAS, RGB_CAMERAS
-from vireid_jax.data.synthetic.cameras import SYSU_CAMERAS, to_infrared, to_visible
-from vireid_jax.data.synthetic.identity import sample_person
-from vireid_jax.data.synthetic.scenes import make_scene
-from vireid_jax.data.synthetic.shot import render_scene, sample_nuisance
-from vireid_jax.data.synthetic.workers import run_items
+from vireid_jax.data.render.cameras import CameraSpec
+from vireid_jax.data.render.folder import write_shots
+from vireid_jax.data.render.identity import sample_person
+from vireid_jax.data.render.workers import run_items
+from vireid_jax.data.sysu.reader import IR_CAMERAS, RGB_CAMERAS
+
+# Camera 3 (infrared) films the room of camera 2, as in the real data.
+CAMERAS = {
+    1: CameraSpec(1, False, "indoor_a", gain=1.0, cast=(1.08, 1.0, 0.86), blur=0.5, noise=0.012),
+    2: CameraSpec(2, False, "indoor_b", gain=0.95, cast=(0.90, 1.0, 1.12), blur=0.6, noise=0.015),
+    3: CameraSpec(3, True, "indoor_b", blur=0.8, noise=0.022, contrast=0.85, offset=0.05),
+    4: CameraSpec(4, False, "outdoor_a", gain=1.12, cast=(1.03, 1.0, 0.94), blur=0.45, noise=0.01),
+    5: CameraSpec(5, False, "outdoor_b", gain=0.82, cast=(0.90, 0.97, 1.10), blur=0.6, noise=0.02),
+    6: CameraSpec(6, True, "outdoor_c", blur=1.0, noise=0.028, contrast=0.75, offset=0.08,
+                  row_noise=0.015),
+}
 
 
 def split_sizes(num_ids: int, test_ids: int | None = None,
@@ -22,6 +30,15 @@ def split_sizes(num_ids: int, test_ids: int | None = None,
   n_test = max(1, int(round(0.3 * num_ids))) if test_ids is None else int(test_ids)
   n_val = max(1, int(round(0.1 * num_ids))) if val_ids is None else int(val_ids)
   return n_test, n_val
+
+
+def split(num_ids: int, test_ids: int | None, val_ids: int | None) -> dict:
+  """The checked split options of `write`."""
+  n_test, n_val = split_sizes(num_ids, test_ids, val_ids)
+  if min(n_test, n_val) < 1 or n_test + n_val > num_ids - 1:
+    raise ValueError(f"test_ids={n_test}, val_ids={n_val} of num_ids={num_ids}: each split "
+                     "needs at least one identity and training at least one.")
+  return {"test_ids": n_test, "val_ids": n_val}
 
 
 def plan(num_ids: int, seed: int, lo: int, hi: int, test_ids: int | None = None,
@@ -70,25 +87,29 @@ def write(out: str, num_ids: int, seed: int, lo: int, hi: int, h: int, w: int, *
   run_items(_write_folder, items, workers)
 
 
-@functools.lru_cache(maxsize=None)
-def _scene(name: str, seed: int, h: int, w: int) -> np.ndarray:
-  return make_scene(name, seed, h, w)
-
-
 def _write_folder(item) -> None:
   """The n images of one (person, camera) folder: a pure function of the item."""
   out, seed, h, w, pid, cam, n = item
-  spec = SYSU_CAMERAS[cam]
-  scene = _scene(spec.scene, seed, h, w)
   person = sample_person(pid, np.random.default_rng([seed, 1, pid]))
-  folder = os.path.join(out, f"cam{cam}", f"{pid:04d}")
-  os.makedirs(folder, exist_ok=True)
-  for k in range(n):
-    rng = np.random.default_rng([seed, 6, pid, cam, k])
-    nz = sample_nuisance(rng, scene.shape, h, w)
-    canvas = render_scene(person, scene, nz, h, w)
-    path = os.path.join(folder, f"{k + 1:04d}.jpg")
-    if spec.infrared:
-      Image.fromarray(to_infrared(canvas, spec, nz, rng), "L").save(path, quality=90)
-    else:
-      Image.fromarray(to_visible(canvas, spec, nz, rng), "RGB").save(path, quality=90)
+  write_shots(os.path.join(out, f"cam{cam}", f"{pid:04d}"), CAMERAS[cam], person, seed, h, w,
+              (([seed, 6, pid, cam, k], f"{k + 1:04d}.jpg") for k in range(n)))
+
+
+def sheet_cells(root: str, rows: int):
+  """The sample sheet: the best-covered identities, every visible camera, then infrared shots."""
+  with open(os.path.join(root, "exp", "test_id.txt")) as f:
+    test = [int(t) for t in f.read().split(",") if t.strip()]
+  with open(os.path.join(root, "exp", "train_id.txt")) as f:
+    train = [int(t) for t in f.read().split(",") if t.strip()]
+  cols = [(1, 0), (2, 0), (4, 0), (5, 0), (3, 0), (3, 1), (6, 0), (6, 1)]
+
+  def path(pid, cam, k):
+    p = os.path.join(root, f"cam{cam}", f"{pid:04d}", f"{k + 1:04d}.jpg")
+    return p if os.path.exists(p) else None
+
+  def score(pid):
+    return sum(path(pid, c, k) is not None for c, k in cols)
+
+  pids = sorted(train + test, key=lambda p: (-score(p), p))[:rows]
+  return [(f"id {pid}", [(f"cam{c}" + (" RGB" if c in RGB_CAMERAS else " IR"), path(pid, c, k))
+                         for c, k in cols]) for pid in sorted(pids)]

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from vireid_jax.data.synthetic.canvas import Canvas
-from vireid_jax.data.synthetic.identity import Paint, Person
+from vireid_jax.data.render.canvas import Canvas
+from vireid_jax.data.render.identity import Paint, Person
 
 
 @dataclasses.dataclass(frozen=True)

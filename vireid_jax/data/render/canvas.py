@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from vireid_jax.data.synthetic.identity import Paint, Pattern
+from vireid_jax.data.render.identity import Paint, Pattern
 
 # Per-channel shading strength across a limb (R, G, B, IR): the visible image
 # shows the 3-D form strongly, the thermal image only a little.

@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 
-from vireid_jax.data.synthetic.body import Pose, draw_person, sample_pose
-from vireid_jax.data.synthetic.canvas import Canvas
-from vireid_jax.data.synthetic.identity import Person
-from vireid_jax.data.synthetic.scenes import add_clutter, add_occluder
+from vireid_jax.data.render.body import Pose, draw_person, sample_pose
+from vireid_jax.data.render.canvas import Canvas
+from vireid_jax.data.render.identity import Person
+from vireid_jax.data.render.scenes import add_clutter, add_occluder
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,9 +18,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from vireid_jax.data.records import (INFRARED, VISIBLE, ImageRecord, TrainSet,
-                                     check_dataset_root)
-from vireid_jax.errors import DataError
+from vireid_jax.data import lists
+from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet, check_dataset_root
 
 VISIBLE_CAMERA = 1
 THERMAL_CAMERA = 2
@@ -32,6 +31,10 @@ HOW_TO_GET = (
     "test_visible_{t}.txt, test_thermal_{t}.txt from the AGW/DDAG code), and pass "
     "--config.data.root=ROOT. For a synthetic stand-in in the same layout: "
     "python -m vireid_jax.data.synthetic --layout=regdb --out=DIR.")
+SOURCE = lists.Source("RegDB", HOW_TO_GET,
+                      recopy="Re-copy the idx files (AGW/DDAG RegDB splits).",
+                      root_hint="Is ROOT the folder that holds Visible/ and Thermal/?")
+CAMERAS = {VISIBLE: VISIBLE_CAMERA, INFRARED: THERMAL_CAMERA}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,42 +62,10 @@ def _root(root: str, files: tuple[str, ...]) -> str:
 
 def read_index(root: str, rel_file: str) -> list[tuple[str, int, str]]:
   """Parses an idx file into [(absolute path, label, relative path)], checking each file exists."""
-  index_path = os.path.join(root, rel_file)
-  entries = []
-  try:
-    with open(index_path, encoding="utf-8") as f:
-      lines = f.read().splitlines()
-  except UnicodeDecodeError:
-    raise DataError(f"{index_path} is not a text file of '<path> <label>' lines. Re-copy the idx "
-                    f"files (AGW/DDAG RegDB splits). {HOW_TO_GET}") from None
-  for lineno, line in enumerate(lines, start=1):
-    line = line.strip()
-    if not line:
-      continue
-    parts = line.split()
-    try:
-      if len(parts) != 2:
-        raise ValueError
-      rel, label = parts[0].replace("\\", "/"), int(parts[1])
-    except ValueError:
-      raise DataError(
-          f"{index_path}, line {lineno}: {line!r} is not '<path relative to ROOT> <integer "
-          f"label>'. Re-copy the idx files (AGW/DDAG RegDB splits). {HOW_TO_GET}") from None
-    path = os.path.normpath(os.path.join(root, rel))
-    if not os.path.isfile(path):
-      raise FileNotFoundError(
-          f"{index_path}, line {lineno} names {rel!r}, but {path!r} does not exist. Is ROOT "
-          f"the folder that holds Visible/ and Thermal/? {HOW_TO_GET}")
-    entries.append((path, label, rel))
-  if not entries:
-    raise DataError(f"{index_path} lists no images. {HOW_TO_GET}")
-  return entries
+  return lists.read_labelled_list(root, rel_file, SOURCE)
 
 
-def folder_id(rel: str) -> int | None:
-  """The <id> of "Visible/<id>/name.bmp", or None if that folder name is not a number."""
-  parts = rel.split("/")
-  return int(parts[-2]) if len(parts) >= 2 and parts[-2].isdigit() else None
+folder_id = lists.folder_id
 
 
 def load_train(root: str, trial: int) -> TrainSet:
@@ -102,31 +73,7 @@ def load_train(root: str, trial: int) -> TrainSet:
   trial = _check_trial(trial)
   names = (f"idx/train_visible_{trial}.txt", f"idx/train_thermal_{trial}.txt")
   root = _root(root, names)
-  vis, th = read_index(root, names[0]), read_index(root, names[1])
-  vis_labels, th_labels = {e[1] for e in vis}, {e[1] for e in th}
-  for name, labels in zip(names, (vis_labels, th_labels)):
-    expected = set(range(len(labels)))
-    if labels != expected:
-      raise DataError(
-          f"{os.path.join(root, name)}: training labels must be contiguous 0..{len(labels) - 1}, "
-          f"but {sorted(labels ^ expected)[:10]} break that. Use the original idx files, or "
-          "relabel the classes 0..C-1.")
-  if vis_labels != th_labels:
-    raise DataError(
-        f"{os.path.join(root, names[0])} and {names[1]} have different label sets "
-        f"({len(vis_labels)} vs {len(th_labels)} classes): each training identity needs images "
-        "in both modalities.")
-  num_classes = len(vis_labels)
-  folders = {}
-  for _, label, rel in vis + th:
-    folders.setdefault(label, set()).add(folder_id(rel))
-  class_pids = tuple(
-      next(iter(folders[c])) if len(folders[c]) == 1 and None not in folders[c] else c
-      for c in range(num_classes))
-  return TrainSet(
-      visible=tuple(ImageRecord(p, label, VISIBLE_CAMERA, VISIBLE) for p, label, _ in vis),
-      infrared=tuple(ImageRecord(p, label, THERMAL_CAMERA, INFRARED) for p, label, _ in th),
-      num_classes=num_classes, class_pids=class_pids)
+  return lists.labelled_train_set(root, names, SOURCE, lambda modality, rel: CAMERAS[modality])
 
 
 def load_test(root: str, trial: int) -> RegdbTestSet:

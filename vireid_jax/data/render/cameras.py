@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 from scipy import ndimage
 
-from vireid_jax.data.synthetic.shot import Nuisance
+from vireid_jax.data.render.shot import Nuisance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,21 +23,6 @@ class CameraSpec:
   contrast: float = 1.0          # infrared: out = offset + contrast * temperature
   offset: float = 0.0
   row_noise: float = 0.0         # infrared fixed-pattern row noise
-
-
-SYSU_CAMERAS = {
-    1: CameraSpec(1, False, "indoor_a", gain=1.0, cast=(1.08, 1.0, 0.86), blur=0.5, noise=0.012),
-    2: CameraSpec(2, False, "indoor_b", gain=0.95, cast=(0.90, 1.0, 1.12), blur=0.6, noise=0.015),
-    3: CameraSpec(3, True, "indoor_b", blur=0.8, noise=0.022, contrast=0.85, offset=0.05),
-    4: CameraSpec(4, False, "outdoor_a", gain=1.12, cast=(1.03, 1.0, 0.94), blur=0.45, noise=0.01),
-    5: CameraSpec(5, False, "outdoor_b", gain=0.82, cast=(0.90, 0.97, 1.10), blur=0.6, noise=0.02),
-    6: CameraSpec(6, True, "outdoor_c", blur=1.0, noise=0.028, contrast=0.75, offset=0.08,
-                  row_noise=0.015),
-}
-REGDB_CAMERAS = {
-    1: CameraSpec(1, False, "regdb", gain=0.8, cast=(1.0, 0.98, 0.92), blur=0.8, noise=0.02),
-    2: CameraSpec(2, True, "regdb", blur=1.0, noise=0.025, contrast=0.8, offset=0.06),
-}
 
 
 def to_visible(canvas: np.ndarray, cam: CameraSpec, nz: Nuisance,

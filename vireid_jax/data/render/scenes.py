@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from vireid_jax.data.synthetic.canvas import Canvas
-from vireid_jax.data.synthetic.identity import Paint
-from vireid_jax.data.synthetic.palettes import (BOTTOM_COLORS, GEAR_COLORS, SKIN_COLORS,
+from vireid_jax.data.render.canvas import Canvas
+from vireid_jax.data.render.identity import Paint
+from vireid_jax.data.render.palettes import (BOTTOM_COLORS, GEAR_COLORS, SKIN_COLORS,
                                                 TOP_COLORS, pick_color)
 
 
@@ -34,7 +34,10 @@ def pixel(rgb, ir):
 
 
 def make_scene(key: str, seed: int, h: int, w: int) -> np.ndarray:
-  """Returns a (h*5/4, 3*w, 4) float32 background: RGB + temperature."""
+  """Returns a (h*5/4, 3*w, 4) float32 background: RGB + temperature.
+
+  A key starting with "indoor" is a room; any other key a street. The key seeds the scene.
+  """
   rng = np.random.default_rng([seed, 2, sum(ord(c) * 31 ** i for i, c in enumerate(key)) % 2**31])
   hs, ws = h + h // 4, 3 * w
   img = np.zeros((hs, ws, 4), np.float32)
@@ -78,7 +81,7 @@ def make_scene(key: str, seed: int, h: int, w: int) -> np.ndarray:
               pixel((0.85, 0.85, 0.83), u(0.6, 0.7)))
       else:
         fill_disc(img, x, u(0.03, 0.12) * hs, 0.08 * w, 0.03 * hs, pixel((1.0, 0.97, 0.85), 0.8))
-  elif key.startswith("outdoor") or key == "regdb":
+  else:
     sky_y = hs * u(0.12, 0.28)
     ground_y = hs * u(0.55, 0.68)
     img[:] = pixel((0.72, 0.82, 0.93) if rng.random() < 0.6 else (0.78, 0.78, 0.8), 0.08)
@@ -118,8 +121,6 @@ def make_scene(key: str, seed: int, h: int, w: int) -> np.ndarray:
             pixel(pick_color(rng, GEAR_COLORS), 0.3))
       fill_rect(img, cxr + 0.2 * w, ground_y - 0.12 * hs, cxr + 0.6 * w, ground_y - 0.02 * hs,
             pixel(pick_color(rng, GEAR_COLORS), 0.6))
-  else:
-    raise ValueError(f"unknown scene {key!r}")
   # Texture and a smooth illumination / temperature gradient.
   img += rng.normal(0.0, 0.012, img.shape).astype(np.float32)
   gy = np.linspace(-1, 1, hs, dtype=np.float32)[:, None]

@@ -16,6 +16,7 @@ import os
 
 from absl import logging
 
+from vireid_jax.data import lists
 from vireid_jax.data.records import (INFRARED, VISIBLE, ImageRecord, TrainSet,
                                      check_dataset_root)
 from vireid_jax.errors import DataError
@@ -23,7 +24,6 @@ from vireid_jax.errors import DataError
 RGB_CAMERAS = (1, 2, 4, 5)
 IR_CAMERAS = (3, 6)
 INDOOR_CAMERAS = (1, 2)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 CAMERA_DIRS = tuple(f"cam{c}" for c in range(1, 7))
 HOW_TO_GET = (
     "SYSU-MM01 cannot be downloaded automatically: request it from the authors "
@@ -31,6 +31,7 @@ HOW_TO_GET = (
     "cam1 ... cam6 and exp/ (train_id.txt, val_id.txt, test_id.txt), and pass "
     "--config.data.root=ROOT. For a synthetic stand-in in the same layout: "
     "python -m vireid_jax.data.synthetic --layout=sysu --out=DIR.")
+SOURCE = lists.Source("SYSU-MM01", HOW_TO_GET)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,39 +54,12 @@ class SysuTestSet:
 
 def read_id_file(path: str) -> tuple[int, ...]:
   """Parses one of exp/*_id.txt: comma-separated ints (line breaks tolerated)."""
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"SYSU-MM01 id list {path!r} is missing. {HOW_TO_GET}")
-  try:
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
-  except UnicodeDecodeError:
-    raise DataError(f"{path} is not a text file of comma-separated person ids: re-copy it from "
-                    "the SYSU-MM01 archive.") from None
-  ids = []
-  for token in text.replace("\n", ",").replace("\r", ",").split(","):
-    token = token.strip()
-    if not token:
-      continue
-    try:
-      ids.append(int(token))
-    except ValueError:
-      raise DataError(
-          f"{path}: {token!r} is not an integer person id. The file must hold one line of "
-          f"comma-separated ids, e.g. '1,2,4,5'. Re-copy it from the SYSU-MM01 archive.") from None
-  if not ids:
-    raise DataError(f"{path} lists no person ids: re-copy it from the SYSU-MM01 archive.")
-  return tuple(ids)
+  return lists.read_id_list(path, SOURCE)
 
 
 def person_images(root: str, camera: int, pid: int) -> tuple[str, ...]:
   """Sorted absolute paths of ROOT/camK/PPPP/*; empty if the folder is absent."""
-  folder = os.path.join(root, f"cam{camera}", f"{pid:04d}")
-  if not os.path.isdir(folder):
-    return ()
-  return tuple(sorted(
-      os.path.join(folder, name) for name in os.listdir(folder)
-      if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-      and os.path.isfile(os.path.join(folder, name))))
+  return lists.image_files(os.path.join(root, f"cam{camera}", f"{pid:04d}"))
 
 
 def _root(root: str, id_files: tuple[str, ...]) -> str:

@@ -1,4 +1,4 @@
-"""Writes the RegDB layout: Visible/<id>/*.bmp, Thermal/<id>/*.bmp and the idx/ split files."""
+"""The synthetic RegDB layout: Visible/<id>/*.bmp, Thermal/<id>/*.bmp and the idx/ split files."""
 
 from __future__ import annotations
 
@@ -9,11 +9,17 @@ import os
 import numpy as np
 from PIL import Image
 
-from vireid_jax.data.synthetic.cameras import REGDB_CAMERAS, to_infrared, to_visible
-from vireid_jax.data.synthetic.identity import sample_person
-from vireid_jax.data.synthetic.scenes import make_scene
-from vireid_jax.data.synthetic.shot import render_scene, sample_nuisance
-from vireid_jax.data.synthetic.workers import run_items
+from vireid_jax.data.render.cameras import CameraSpec, to_infrared, to_visible
+from vireid_jax.data.render.identity import sample_person
+from vireid_jax.data.render.scenes import make_scene
+from vireid_jax.data.render.shot import render_scene, sample_nuisance
+from vireid_jax.data.render.workers import run_items
+
+# One co-registered camera pair filming one scene.
+CAMERAS = {
+    1: CameraSpec(1, False, "regdb", gain=0.8, cast=(1.0, 0.98, 0.92), blur=0.8, noise=0.02),
+    2: CameraSpec(2, True, "regdb", blur=1.0, noise=0.025, contrast=0.8, offset=0.06),
+}
 
 
 def regdb_file_name(gender: str, view: str, modality: str, frame: int, pid: int) -> str:
@@ -68,13 +74,13 @@ def _relative_paths(seed: int, pid: int, n: int, first_frame: int) -> tuple[list
 
 @functools.lru_cache(maxsize=None)
 def _scene(seed: int, h: int, w: int) -> np.ndarray:
-  return make_scene("regdb", seed, h, w)
+  return make_scene(CAMERAS[1].scene, seed, h, w)
 
 
 def _write_person(item) -> None:
   """One person's visible/thermal pairs: a pure function of the item."""
   out, seed, h, w, pid, n, first_frame = item
-  vis_cam, ir_cam = REGDB_CAMERAS[1], REGDB_CAMERAS[2]
+  vis_cam, ir_cam = CAMERAS[1], CAMERAS[2]
   scene = _scene(seed, h, w)
   person, view = _person(seed, pid)
   for k, (rel_v, rel_t) in enumerate(zip(*_relative_paths(seed, pid, n, first_frame))):
@@ -84,3 +90,17 @@ def _write_person(item) -> None:
     canvas = render_scene(person, scene, nz, h, w)
     Image.fromarray(to_visible(canvas, vis_cam, nz, rng), "RGB").save(os.path.join(out, rel_v))
     Image.fromarray(to_infrared(canvas, ir_cam, nz, rng), "L").save(os.path.join(out, rel_t))
+
+
+def sheet_cells(root: str, rows: int):
+  """The sample sheet: four visible, then the same four thermal shots of the first identities."""
+  out = []
+  pids = sorted(int(d) for d in os.listdir(os.path.join(root, "Visible")))[:rows]
+  for pid in pids:
+    vis = sorted(os.listdir(os.path.join(root, "Visible", str(pid))))
+    th = sorted(os.listdir(os.path.join(root, "Thermal", str(pid))))
+    picks = [0, len(vis) // 3, 2 * len(vis) // 3, len(vis) - 1]
+    out.append((f"id {pid}", [("visible", os.path.join(root, "Visible", str(pid), vis[i]))
+                              for i in picks] +
+                [("thermal", os.path.join(root, "Thermal", str(pid), th[i])) for i in picks]))
+  return out

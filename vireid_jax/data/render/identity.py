@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from vireid_jax.data.synthetic.palettes import (BOTTOM_COLORS, GEAR_COLORS, HAIR_COLORS,
+from vireid_jax.data.render.palettes import (BOTTOM_COLORS, GEAR_COLORS, HAIR_COLORS,
                                                 PATTERN_PROBS, PATTERNS, SKIN_COLORS, TOP_COLORS,
                                                 TOP_MATERIALS, TROUSER_MATERIALS, luma,
                                                 pick_color)
