@@ -119,6 +119,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.checkpoint = "best"           # best | latest | a step number
   c.eval.max_rank = 20
   c.eval.rank_list_images = 4          # queries in the rank-list image of each evaluation; 0 = off
+  c.eval.select_best_on = "test"       # test | val: the evaluation that picks the best checkpoint
+
+  # Evaluations during training, comma-separated: test (the test protocols, every
+  # eval.every_epochs) and val (held-out training identities, every val.every_epochs;
+  # the model then trains without them).
+  c.evals = "test"
+  c.val = ml_collections.ConfigDict()
+  c.val.every_epochs = 2
+  c.val.fraction = 0.1                 # identities held out where the dataset names none
+  c.val.seed = 0                       # (RegDB, LLCM); SYSU-MM01: its exp/val_id.txt
 
   c.profile_steps = 0                  # >0: capture a profile of this many steps
   return c
@@ -245,7 +255,10 @@ CHOICES = {
     "optim.name": ("sgd", "adam"),
     "eval.dtype": ("float32", "bfloat16", "float16"),
     "eval.gallery_rule": ("baseline", "official"),
+    "eval.select_best_on": ("test", "val"),
 }
+# The evaluations `evals` may name (`training.periodic_eval` builds them).
+EVALUATIONS = ("test", "val")
 WHERE_KEYS_ARE = "vireid_jax/config_defaults.py"
 
 
@@ -350,10 +363,25 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
        "must be >= 0 (0 = off).")
   need(str(config.eval.checkpoint) in ("best", "latest") or str(config.eval.checkpoint).isdigit(),
        "eval.checkpoint", "use best, latest or a step number.")
+  evals = evaluation_names(config)
+  need(set(evals) <= set(EVALUATIONS) and len(set(evals)) == len(evals), "evals",
+       f"a comma-separated list of distinct names out of {', '.join(EVALUATIONS)} (or empty).")
+  need(not evals or config.eval.select_best_on in evals, "eval.select_best_on",
+       f"{config.eval.select_best_on} is not among the evaluations during training "
+       f"(evals={config.evals!r}): add it, e.g. --config.evals=test,val.")
+  need(0.0 < float(config.val.fraction) < 1.0, "val.fraction", "a share in (0, 1).")
+  need(int(config.val.every_epochs) >= 1, "val.every_epochs", "must be >= 1.")
+  need("val" not in evals or config.data.name != "fake", "evals",
+       "val needs a dataset (data.name=fake has no identities to hold out).")
   need(int(config.profile_steps) >= 0, "profile_steps", "must be >= 0.")
   errors.extend(extra_problems)
   if errors:
     raise ConfigError(errors)
+
+
+def evaluation_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The evaluations `evals` names ("test,val" -> ("test", "val"))."""
+  return tuple(n.strip() for n in str(config.evals).split(",") if n.strip())
 
 
 def apply_overrides(config: ml_collections.ConfigDict, source: ml_collections.ConfigDict,

@@ -80,6 +80,8 @@ class Dataset:
     synthetic: the synthetic layout, or None.
     splits: numbered train/test splits chosen by `data.trial` (one model each); () if one.
     config_problems: config -> one line per setting this dataset cannot use.
+    validation_ids: ROOT -> the training identities the dataset itself sets aside
+      for validation (`evals` with `val`); None: a seeded draw (`val.fraction`).
   """
   name: str
   title: str
@@ -95,6 +97,7 @@ class Dataset:
   synthetic: SyntheticLayout | None = None
   splits: tuple[int, ...] = ()
   config_problems: Callable[[Any], list[str]] = lambda config: []
+  validation_ids: Callable[[str], tuple[int, ...]] | None = None
 
   def split_of(self, trial) -> int | None:
     """The split `data.trial` names, for datasets with splits; None otherwise."""

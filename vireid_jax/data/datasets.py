@@ -23,7 +23,7 @@ import ml_collections
 from absl import logging
 
 from vireid_jax import config_defaults, fileio
-from vireid_jax.data import registry, synthetic
+from vireid_jax.data import registry, synthetic, validation
 from vireid_jax.data.dataset import Dataset
 from vireid_jax.data.image_store import EncodedImages
 from vireid_jax.data.images import BadImageError
@@ -156,6 +156,28 @@ def load_train_set(data_cfg: ml_collections.ConfigDict, workdir: str) -> TrainSe
   return dataset.load_train(root, dataset.split_of(data_cfg.trial))
 
 
+def hold_out_validation(config: ml_collections.ConfigDict, workdir: str,
+                        train_set: TrainSet) -> tuple[TrainSet, validation.ValidationSet]:
+  """(training set without the validation identities, their images), for `evals` with `val`.
+
+  The dataset's own validation ids where it names them (SYSU-MM01's
+  exp/val_id.txt), else a draw of `val.fraction` of the training identities
+  with `val.seed`.
+  """
+  dataset = dataset_of(config.data)
+  if dataset.validation_ids is not None:
+    _, root = layout_and_root(config.data, workdir)
+    ids = dataset.validation_ids(root)
+    what = f"the {dataset.title} validation identities"
+  else:
+    ids = validation.drawn_ids(train_set.class_pids, config.val.fraction, config.val.seed)
+    what = f"val.fraction={config.val.fraction} of the {dataset.title} training identities"
+  try:
+    return validation.split(train_set, ids, what)
+  except ValueError as e:
+    raise DataError(str(e)) from None
+
+
 def load_test_set(data_cfg: ml_collections.ConfigDict, workdir: str):
   """Returns (layout, test set): the dataset's name and its test set (its own type)."""
   if _check_source(data_cfg):
@@ -238,6 +260,10 @@ def config_problems(config: ml_collections.ConfigDict) -> list[str]:
   if config.eval.gallery_rule not in dataset.suite.gallery_rules:
     problems.append(f"eval.gallery_rule={config.eval.gallery_rule!r}: {dataset.title} galleries "
                     f"are drawn by {' or '.join(repr(r) for r in dataset.suite.gallery_rules)}.")
+  if ("val" in config_defaults.evaluation_names(config) and data.source == "tfds"
+      and dataset.validation_ids is not None):
+    problems.append(f"evals={config.evals!r} with data.source=tfds: {dataset.title}'s "
+                    "validation identities are read from its files; use data.source=files.")
   return problems + list(dataset.config_problems(config))
 
 

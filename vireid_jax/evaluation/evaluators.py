@@ -24,6 +24,7 @@ from vireid_jax.models import vireid
 
 METRICS_IN_SUMMARIES = ("rank1", "rank10", "rank20", "mAP", "mINP")
 RANK_LIST_TOP_K = 10
+TEST_IMAGES = object()     # make_test_extractor's default image source: the config's test images
 
 
 def make_embed_fn(model: vireid.ViReIDNet, dtype_name: str = "float32") -> features.EmbedFn:
@@ -40,19 +41,23 @@ def make_embed_fn(model: vireid.ViReIDNet, dtype_name: str = "float32") -> featu
 
 
 def make_test_extractor(config: ml_collections.ConfigDict, model, *, mesh=None,
-                        batch_size: int | None = None,
-                        cache_images: bool = False) -> features.Extractor:
+                        batch_size: int | None = None, cache_images: bool = False,
+                        image_source=TEST_IMAGES) -> features.Extractor:
   """`extract(paths, modality, variables) -> (N, D)` with the run's evaluation settings.
 
   Runs on this host's devices (`config.eval`: dtype, batch size, flip). Shared
   by the evaluation and the user tools (rank lists, plots, feature export).
+  `image_source`: where pixels come from (default: the test images of
+  `config.data`; None: the files at the paths; or prepared images).
   """
+  if image_source is TEST_IMAGES:
+    image_source = datasets.test_image_source(config.data)
   if mesh is None:
     mesh = jax.sharding.Mesh(jax.local_devices(), ("data",))
   return features.make_extractor(
       make_embed_fn(model, config.eval.dtype), tuple(config.data.image_size),
       int(batch_size or config.eval.batch_size), flip=bool(config.eval.flip), mesh=mesh,
-      image_source=datasets.test_image_source(config.data), cache_images=cache_images)
+      image_source=image_source, cache_images=cache_images)
 
 
 def make_run_extractor(config: ml_collections.ConfigDict, model) -> features.Extractor:
@@ -68,25 +73,33 @@ class Evaluation:
 
 
 class RetrievalEvaluator:
-  """The test protocols of one dataset, with one set of evaluation settings.
+  """The protocols of one suite on its image sets, with one set of evaluation settings.
 
   Attributes:
     prefix: summary tag prefix ("eval" during training, "test" for the
-      report, "test_rerank" etc. for other evaluation settings).
+      report, "test_rerank" etc. for other evaluation settings, "val" for the
+      held-out training identities).
     trials: gallery draws averaged in the results (rows drawn per trial).
+    image_source: where the images' pixels come from (default: the test
+      images of `config.data`; the training images' source for validation).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, model, suite, test_set, *,
-               trials: int, prefix: str, extract: features.Extractor | None = None):
+               trials: int, prefix: str, extract: features.Extractor | None = None,
+               image_source=TEST_IMAGES):
     self.config = config
     self.model = model
     self.suite = suite
     self.test_set = test_set
     self.trials = int(trials)
     self.prefix = prefix
+    self.image_source = (datasets.test_image_source(config.data) if image_source is TEST_IMAGES
+                         else image_source)
     # One extractor for every evaluation of a run (`extract`, shared by the periodic
     # evaluations and the report): compiled once, the test images decoded once.
-    self._extract = extract or make_run_extractor(config, model)
+    self._extract = extract or make_test_extractor(
+        config, model, cache_images=bool(config.eval.cache_images),
+        image_source=self.image_source)
 
   def run(self, variables, *, rank_list_queries: int = 0) -> Evaluation:
     """Evaluates `variables` ({"params", "batch_stats"}): host arrays, or device arrays
@@ -98,7 +111,7 @@ class RetrievalEvaluator:
       ranks = rank_lists.build_rank_list(self.suite, self.test_set, self.config.eval, extract,
                                          num_queries=rank_list_queries, k=RANK_LIST_TOP_K)
       picture = rank_lists.render(ranks, tuple(self.config.data.image_size),
-                                  datasets.test_image_source(self.config.data))
+                                  self.image_source)
     return Evaluation(results, suites.headline_value(self.suite, results), picture)
 
   def scalars(self, evaluation: Evaluation) -> dict[str, float]:

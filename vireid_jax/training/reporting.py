@@ -56,8 +56,11 @@ def final_report(config, plan: RunPlan, ckpt, writer, extract=None) -> dict:
   ckpt.wait()
   which, step, settings, tags = report_plan(config, plan)
   if which == "latest":
-    logging.warning("No evaluation during training (eval.every_epochs=0): reporting on the "
-                    "latest checkpoint.")
+    logging.warning("No %s evaluation during training (evals, eval.every_epochs, "
+                    "val.every_epochs): reporting on the latest checkpoint.",
+                    config.eval.select_best_on)
+  else:
+    logging.info("report: the best checkpoint on the %s evaluations", config.eval.select_best_on)
   state, _ = ckpt.restore(plan.abstract_state, step)
   return write_report(config, plan.model, plan.suite, plan.test_set, state, settings, tags,
                       plan.workdir, writer, extract)

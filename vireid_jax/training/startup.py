@@ -13,10 +13,13 @@ import os
 
 import jax
 import ml_collections
+from absl import logging
 from etils import epath
 
-from vireid_jax.data import datasets
+from vireid_jax import config_defaults
+from vireid_jax.data import datasets, validation
 from vireid_jax.data.records import TrainSet
+from vireid_jax.data.validation import ValidationSet
 from vireid_jax.evaluation import suites
 from vireid_jax.models import vireid
 from vireid_jax.training import checkpointing, parallel, setup
@@ -34,6 +37,7 @@ class RunPlan:
   total_steps: int
   suite: suites.Suite | None              # the test protocols; None without a test set
   test_set: object | None                 # the suite's test lists
+  val_set: ValidationSet | None           # held-out training identities (evals with val)
   model: vireid.ViReIDNet
   abstract_state: train_step_lib.TrainState   # shapes, dtypes and shardings only
   start_step: int                         # 0, or the latest checkpoint's step
@@ -42,11 +46,14 @@ class RunPlan:
 
 def plan_run(config: ml_collections.ConfigDict, workdir: epath.Path, mesh) -> RunPlan:
   """Every check, nothing written (but a synthetic dataset generated into its own folder)."""
-  train_set, suite, test_set = None, None, None
+  train_set, suite, test_set, val_set = None, None, None, None
   if config.data.name == "fake":
     num_classes = int(config.data.fake_num_classes)
   else:
     train_set = datasets.load_train_set(config.data, workdir)
+    if "val" in config_defaults.evaluation_names(config):
+      train_set, val_set = datasets.hold_out_validation(config, workdir, train_set)
+      logging.info("validation: %s (trained without them)", validation.SUITE.describe(val_set))
     num_classes = train_set.num_classes
     suite, test_set = suites.load(config.data, workdir)
     datasets.check_test_images(config.data, suite.name, test_set)
@@ -82,8 +89,8 @@ def plan_run(config: ml_collections.ConfigDict, workdir: epath.Path, mesh) -> Ru
       probe.close()
   parallel.agree_across_hosts(start_step, "the step of the latest checkpoint")
   return RunPlan(workdir, train_set, num_classes, steps_per_epoch,
-                 int(config.num_epochs) * steps_per_epoch, suite, test_set, model, abstract,
-                 start_step, record)
+                 int(config.num_epochs) * steps_per_epoch, suite, test_set, val_set, model,
+                 abstract, start_step, record)
 
 
 def initial_state(config, plan: RunPlan, ckpt, mesh):

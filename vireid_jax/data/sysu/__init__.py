@@ -15,7 +15,7 @@ from vireid_jax.data.records import VISIBLE, ImageRecord
 from vireid_jax.data.sysu import check, layout, protocol
 from vireid_jax.data.sysu.reader import (CAMERA_DIRS, HOW_TO_GET, INDOOR_CAMERAS, IR_CAMERAS,
                                          RGB_CAMERAS, SysuTestSet, load_test, load_train,
-                                         person_images, read_id_file)
+                                         person_images, read_id_file, validation_ids)
 
 
 def gallery_records(test_set: SysuTestSet) -> list[ImageRecord]:
@@ -55,6 +55,7 @@ DATASET = Dataset(
     test_lists="exp/test_id.txt",
     suite=protocol.SUITE,
     scan=check.scan,
+    validation_ids=validation_ids,
     tfds=TfdsLayout(
         builder_name="sysu_mm01",
         description=("SYSU-MM01: 491 identities seen by 4 RGB and 2 near-infrared cameras. "

@@ -106,6 +106,12 @@ def load_train(root: str) -> TrainSet:
                   class_pids=tuple(classes))
 
 
+def validation_ids(root: str) -> tuple[int, ...]:
+  """The ids of exp/val_id.txt: the identities SYSU-MM01 sets aside for validation."""
+  root = _root(root, ("val_id.txt",))
+  return tuple(sorted(set(read_id_file(os.path.join(root, "exp", "val_id.txt")))))
+
+
 def load_test(root: str) -> SysuTestSet:
   """The query records and the per-(id, camera) gallery file lists of the test ids."""
   root = _root(root, ("test_id.txt",))
