@@ -106,17 +106,15 @@ def make_e2e(tmp_path_factory):
 
   Under pytest-xdist the tests of this file may land on both workers: the first one
   here makes the dataset and the reference run in the session's shared folder, under
-  a file lock, and the other reuses them (and the compilation cache).
+  a file lock, and the other reuses them. Every run shares the test run's compilation
+  cache (conftest.py) with the other tests' programs.
   """
   if os.environ.get("PYTEST_XDIST_WORKER"):
     base = tmp_path_factory.getbasetemp().parent / "faults_e2e"
     base.mkdir(exist_ok=True)
   else:
     base = tmp_path_factory.mktemp("faults_e2e")
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             JAX_COMPILATION_CACHE_DIR=str(base / "xla_cache"),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")   # and the test run's compilation cache
   data, reference = str(base / "sysu"), str(base / "reference")
   with open(base / "lock", "w") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)

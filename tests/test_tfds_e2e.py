@@ -30,10 +30,7 @@ def records(tmp_path_factory):
                                                   # run reuses the first's compilations
   for root in prepared.roots.values():
     shutil.rmtree(root)          # only the TFDS records remain
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             JAX_COMPILATION_CACHE_DIR=str(base / "xla_cache"),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")   # and the test run's compilation cache
   return prepared, env
 
 

@@ -26,6 +26,9 @@ from vireid_jax.tools import cli, embeddings, extract, plot_embeddings, visualiz
 from vireid_jax.training import run_info, summaries
 
 H, W = 64, 32
+# The tests that read the run of `trained` go to one pytest-xdist worker, which trains it
+# once (pyproject.toml: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("trained_tools_run")
 
 
 # ---------------------------------------------------------------- pure parts
