@@ -57,3 +57,19 @@ def test_every_imported_package_is_declared():
   # Needed at run time without being imported by us: CLU's metric writers need tensorboard,
   # TFDS's package-based builders importlib_resources.
   assert {"tensorboard", "importlib_resources"} <= declared()
+
+
+def test_ci_runs_the_readmes_test_install_and_command():
+  """CI runs what the README tells users to run (plus torch, which the README names)."""
+  with open(os.path.join(ROOT, "README.md")) as f:
+    readme = f.read()
+  with open(os.path.join(ROOT, ".ci", "run")) as f:
+    ci = f.read()
+  installs = re.findall(r'pip install -e "(\.\[[a-z,]+\])" \\\n\s*&& python -m pytest', readme)
+  commands = re.findall(r"python -m pytest [^\n`]*tests", readme)
+  assert len(installs) == 1 and commands, "the README's test set-up is not where this looks"
+  assert f'pip install -q -e "{installs[0]}"' in ci, (installs[0], ci)
+  assert set(commands) == {"python -m pytest -q -n 2 tests"}, commands
+  assert "\npython -m pytest -q -n 2 tests\n" in ci
+  torch = re.search(r"torch==[0-9.]+", readme)
+  assert torch and torch.group(0) in ci, "README and CI name different torch versions"
