@@ -1,6 +1,6 @@
 """Tiny end-to-end runs shared by the fault and resume tests.
 
-One uninterrupted reference run (ResNet-18 at 64x64, 3 epochs of 2 steps, an
+One uninterrupted reference run (ResNet-10 at 64x64, 3 epochs of 2 steps, an
 evaluation after every epoch) is made once per test session, under a file lock
 so that pytest-xdist workers share it, with a persistent XLA compilation cache:
 only the first run pays for compiling.
@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 3 epochs of 2 steps, a checkpoint after each epoch; the learning rate decays at epoch 2,
 # so a resume inside the run crosses a schedule change.
 TINY = {
-    "data.image_size": (64, 64), "data.cache_decoded": False, "model.branch_head_dim": 32,
+    "data.image_size": (64, 64), "data.cache_decoded": False, "model.depth": 10,
+    "model.branch_head_dim": 32,
     "batch.identities": 4, "batch.instances": 2, "num_epochs": 3, "steps_per_epoch": 2,
     "log_every_steps": 1, "optim.warmup_epochs": 1, "optim.decay_epochs": (2,),
     "eval.every_epochs": 1, "eval.trials": 2, "eval.batch_size": 16,

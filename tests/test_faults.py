@@ -6,7 +6,7 @@ update that overflows, a checkpoint of another model config, eval with no checkp
 odd image modes and broken files on the training reader, empty identity folders and
 listed ids without images, a batch larger than the dataset, a config changed on resume.
 
-The end-to-end runs are tiny (ResNet-18 at 64x64, 3 epochs of 2 steps) and share one
+The end-to-end runs are tiny (ResNet-10 at 64x64, 3 epochs of 2 steps) and share one
 persistent XLA compilation cache, so only the first run pays for compiling.
 """
 

@@ -23,7 +23,7 @@ TRIALS = 3
 # 64x32 there too): the two share their compiled programs.
 TINY = {
     "data.name": "llcm", "data.image_size": (64, 32), "data.cache_decoded": False,
-    "model.branch_head_dim": 32, "batch.identities": 4, "batch.instances": 2, "num_epochs": 1,
+    "model.depth": 10, "model.branch_head_dim": 32, "batch.identities": 4, "batch.instances": 2, "num_epochs": 1,
     "steps_per_epoch": 2, "log_every_steps": 1, "optim.warmup_epochs": 1,
     "optim.decay_epochs": (1,), "eval.every_epochs": 0, "eval.trials": TRIALS,
     "eval.batch_size": 16, "eval.rank_list_images": 2,

@@ -2,7 +2,7 @@
 
 The processes find each other through JAX's coordination service on a loopback
 port and run their collectives with gloo, exactly as `launch/gpu_multi_node.sh`
-starts one process per node. The run is the tiny one of `runs.py` (ResNet-18 at
+starts one process per node. The run is the tiny one of `runs.py` (ResNet-10 at
 64x64, 3 epochs of 2 steps, an evaluation after every epoch); the reference is
 the same run in one process with two simulated devices, whose program is the
 same partitioned step, so the two layouts agree to float32 reduction order.

@@ -16,7 +16,8 @@ pytest.importorskip("tensorflow_datasets")
 
 SIZE = (64, 32)
 TINY = {
-    "data.image_size": SIZE, "data.cache_decoded": False, "model.branch_head_dim": 32,
+    "data.image_size": SIZE, "data.cache_decoded": False, "model.depth": 10,
+    "model.branch_head_dim": 32,
     "batch.identities": 4, "batch.instances": 2, "num_epochs": 1, "steps_per_epoch": 2,
     "log_every_steps": 1, "optim.warmup_epochs": 0, "optim.decay_epochs": (1,),
     "eval.every_epochs": 0, "eval.trials": 1, "eval.batch_size": 16, "eval.rank_list_images": 2,

@@ -1,7 +1,7 @@
 """User tools: rank-list pictures, embedding plots, feature export, images in the summaries.
 
 Pure parts on hand-made arrays; the three command lines on one tiny trained run
-(synthetic SYSU-layout data, ResNet-18 at 64x32, two steps) shared by the module.
+(synthetic SYSU-layout data, ResNet-10 at 64x32, two steps) shared by the module.
 """
 
 import contextlib
@@ -189,6 +189,7 @@ def tiny_config(root):
   c.data.root = root
   c.data.image_size = (H, W)
   c.data.cache_decoded = False
+  c.model.depth = 10                  # one block per stage: half the compilation time
   c.model.branch_head_dim = 32
   c.batch.identities = 4
   c.batch.instances = 2

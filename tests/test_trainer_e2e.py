@@ -26,6 +26,7 @@ def tiny_config(root, num_epochs):
   c.data.root = root
   c.data.image_size = (64, 64)
   c.data.cache_decoded = False
+  c.model.depth = 10
   c.model.branch_head_dim = 32
   c.batch.identities = 4
   c.batch.instances = 2

@@ -140,7 +140,8 @@ def test_regdb_holds_out_a_seeded_share_and_says_when_nothing_is_left(tmp_path):
 def test_a_run_selects_its_best_checkpoint_on_the_held_out_identities(sysu_with_val, tmp_path):
   config = config_with(
       evals="test,val", eval__select_best_on="val", data__root=sysu_with_val,
-      data__image_size=(64, 64), data__cache_decoded=False, model__branch_head_dim=32,
+      data__image_size=(64, 64), data__cache_decoded=False, model__depth=10,
+      model__branch_head_dim=32,
       batch__identities=4, batch__instances=2, num_epochs=2, steps_per_epoch=2,
       optim__warmup_epochs=1, optim__decay_epochs=(1,), eval__every_epochs=1,
       val__every_epochs=1, eval__trials=1, eval__batch_size=16, eval__rank_list_images=0)

@@ -50,7 +50,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch.instances = 4                # K images per modality per identity
 
   c.model = ml_collections.ConfigDict()
-  c.model.depth = 50                   # 18 | 34 | 50
+  c.model.depth = 50                   # 18 | 34 | 50 (10: one block per stage, from scratch)
   c.model.last_stride = 1
   # Path to a torchvision ImageNet ResNet checkpoint (.pth or converted .npz), or "none" to
   # train from scratch on purpose; left empty, training is refused (validate).
@@ -242,7 +242,7 @@ def synthetic_demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 CHOICES = {
     "mode": ("train", "eval"),
     "data.source": ("files", "tfds"),
-    "model.depth": (18, 34, 50),
+    "model.depth": (10, 18, 34, 50),
     "model.branch": ("layer4", "head"),
     "model.retrieval_feature": ("shared", "concat"),
     "model.dtype": ("float32", "bfloat16", "float16"),
@@ -338,6 +338,9 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
          "a probability: give a value in [0, 1] (0 disables).")
   need(not (config.mode == "train" and config.data.name != "fake" and not config.model.pretrained),
        "model.pretrained", missing_pretrained_message(config.model.depth))
+  need(not (int(config.model.depth) == 10 and str(config.model.pretrained) not in ("", "none")),
+       "model.depth", "10 has no ImageNet weights: train it from scratch "
+       "(--config.model.pretrained=none) or use 18, 34 or 50.")
   need(int(config.num_epochs) >= 1, "num_epochs", "must be >= 1.")
   need(int(config.steps_per_epoch) >= 0, "steps_per_epoch",
        "must be >= 0 (0: derived from the training set).")

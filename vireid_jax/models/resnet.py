@@ -160,6 +160,7 @@ class ResNetStage(nn.Module):
 
 
 STAGE_SIZES = {
+    10: (BasicBlock, (1, 1, 1, 1)),     # no ImageNet weights: tests and quick trials
     18: (BasicBlock, (2, 2, 2, 2)),
     34: (BasicBlock, (3, 4, 6, 3)),
     50: (Bottleneck, (3, 4, 6, 3)),
