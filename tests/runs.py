@@ -40,9 +40,14 @@ TIMING_KEYS = ("time", "train/step_time_s", "train/images_per_s", "train/host_cp
 
 def tiny_config(data_root, **changes):
   """The in-process twin of `command`: same keys, plus `changes` ("a.b" keys as a__b)."""
-  c = config_defaults.synthetic_demo(config_defaults.base_config())
   overrides = {**TINY, "data.root": data_root}
   overrides.update({k.replace("__", "."): v for k, v in changes.items()})
+  return demo_config(overrides)
+
+
+def demo_config(overrides):
+  """The demo's config (configs/synthetic.py) with `overrides` ({"a.b": value}) set."""
+  c = config_defaults.synthetic_demo(config_defaults.base_config())
   for key, value in overrides.items():
     *parents, leaf = key.split(".")
     node = c

@@ -43,6 +43,15 @@ def tiny_batch(seed, c, num_classes):
           "visible_labels": labels, "infrared_labels": labels.copy()}
 
 
+def one_device_step(c):
+  """(mesh, model, initial variables, optimizer, jitted step) of `c` on one device, 10 classes."""
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  model = setup.build_model(c, num_classes=10)
+  v = setup.init_variables(c, model, mesh, jax.random.key(0))
+  tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
+  return mesh, model, v, tx, setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
+
+
 PARITY = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {root!r}); sys.path.insert(0, os.path.join({root!r}, "tests"))
@@ -117,12 +126,8 @@ def test_four_simulated_devices_match_one_device():
 
 def test_nonfinite_step_is_dropped_and_reported():
   c = tiny_config()
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  model = setup.build_model(c, num_classes=10)
-  v = setup.init_variables(c, model, mesh, jax.random.key(0))
-  tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
+  mesh, _, v, tx, step = one_device_step(c)
   state = train_step_lib.create_train_state(v, tx)
-  step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
   state, _ = step(state, parallel.to_global_batch(tiny_batch(0, c, 10), mesh))
   good = jax.tree.map(np.asarray, state.params)
   bad = tiny_batch(1, c, 10)
@@ -160,16 +165,12 @@ def test_float16_steps_use_dynamic_loss_scaling():
   """fp16: the loss is scaled; an overflow is skipped quietly and halves the scale."""
   c = tiny_config()
   c.model.dtype = "float16"
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  model = setup.build_model(c, num_classes=10)
-  v = setup.init_variables(c, model, mesh, jax.random.key(0))
-  tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
+  mesh, _, v, tx, step = one_device_step(c)
   # The step donates its state: each call gets its own copy.
   fresh = lambda **kw: jax.tree.map(jnp.copy, train_step_lib.create_train_state(
       v, tx, jnp.float16)).replace(**kw)
   assert float(fresh().loss_scale) == train_step_lib.LOSS_SCALE_INIT
   assert float(train_step_lib.create_train_state(v, tx).loss_scale) == 1.0   # bf16: unscaled
-  step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
   batch = parallel.to_global_batch(tiny_batch(0, c, 10), mesh)
   init = jax.tree.map(np.asarray, v["params"])
 
@@ -236,12 +237,8 @@ def test_a_new_loss_term_declared_once_reaches_summaries_progress_line_and_nonfi
   monkeypatch.setattr(objective, "total_loss", with_extra)
 
   c = tiny_config()
-  mesh = parallel.make_mesh(jax.devices()[:1])
-  model = setup.build_model(c, num_classes=10)
-  v = setup.init_variables(c, model, mesh, jax.random.key(0))
-  tx = setup.build_optimizer(c, v["params"], steps_per_epoch=5)
+  mesh, model, v, tx, step = one_device_step(c)
   state = train_step_lib.create_train_state(v, tx)
-  step = setup.make_jitted_step(model, tx, c, mesh, steps_per_epoch=5)
   state, metrics = step(state, parallel.to_global_batch(tiny_batch(0, c, 10), mesh))
   assert "loss/extra" in metrics
   assert train_step_lib.describe_nonfinite(int(state.first_nonfinite_terms)) == ["extra"]

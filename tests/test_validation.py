@@ -11,7 +11,10 @@ from vireid_jax.data import datasets, synthetic, validation
 from vireid_jax.data.records import INFRARED, VISIBLE, ImageRecord, TrainSet
 from vireid_jax.errors import ConfigError, DataError
 from vireid_jax.evaluation import protocols
-from vireid_jax.training import checkpointing, parallel, run_record, startup, trainer
+from vireid_jax.training import checkpointing, parallel, periodic_eval, run_record, startup
+from vireid_jax.training import trainer
+
+from runs import demo_config  # pylint: disable=wrong-import-order
 
 
 def train_set_of(pids, per_id=2):
@@ -83,14 +86,13 @@ def test_the_record_keeps_each_evaluation_and_reads_records_without_names():
 
 
 def config_with(**keys):
-  c = config_defaults.synthetic_demo(config_defaults.base_config())
-  for key, value in keys.items():
-    *parents, leaf = key.split("__")
-    node = c
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
+  """The demo's config with `keys` ("a.b" spelled a__b) set."""
+  return demo_config({k.replace("__", "."): v for k, v in keys.items()})
+
+
+def test_the_config_knows_every_evaluation_the_loop_can_build():
+  """`evals` is checked against config_defaults.EVALUATIONS, before the training layer runs."""
+  assert tuple(periodic_eval.EVALUATIONS) == config_defaults.EVALUATIONS
 
 
 @pytest.mark.parametrize("keys, says", [
