@@ -20,7 +20,8 @@
 #      step alone, start-up, evaluation, save and resume costs, host cores, the check that
 #      the resumed run continues the interrupted one, and the whole recipe extrapolated
 #      from these to the config's own number of epochs.
-# GPU utilisation is sampled by nvidia-smi every 200 ms during 1. With PROFILE_STEPS > 0
+# GPU utilisation, SM clock, power and temperature are sampled by nvidia-smi every 200 ms
+# during 1. With PROFILE_STEPS > 0
 # the main job also writes a profile of that many steps, and `benchmarks.gpu_gaps`
 # measures the GPU's idle time in it (needs TensorFlow's xplane proto).
 #
@@ -79,7 +80,8 @@ run() {
 
   local sampler=""
   if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits \
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,clocks.sm,power.draw,temperature.gpu \
+      --format=csv,noheader,nounits \
       -lms 200 >"$OUT/${NAME}_gpu.csv" 2>/dev/null &
     sampler=$!
   fi

@@ -90,8 +90,19 @@ def speed(rows: list[dict], images_per_step: int, start_steps: list[int]) -> dic
       "images_per_s_max": max(per_interval),
       "host_cpu_cores_median": statistics.median(r.get("train/host_cpu_cores", 0.0)
                                                  for r in kept),
+      "input_wait_median": statistics.median(r.get("train/input_wait", float("nan"))
+                                             for r in kept),
+      "images_per_s_by_command": [
+          images_per_step / statistics.fmean(r["train/step_time_s"] for r in part) if part
+          else None for part in _by_command(kept, start_steps)],
       "save_s": [r["time/save_s"] for r in train if "time/save_s" in r],
   }
+
+
+def _by_command(rows: list[dict], start_steps: list[int]) -> list[list[dict]]:
+  """`rows` split by the command that logged them (commands start at `start_steps`)."""
+  bounds = list(start_steps) + [float("inf")]
+  return [[r for r in rows if lo < r["step"] <= hi] for lo, hi in zip(bounds, bounds[1:])]
 
 
 def continuity(rows: list[dict], results: dict | None, spe: int, total: int,
@@ -120,15 +131,18 @@ def continuity(rows: list[dict], results: dict | None, spe: int, total: int,
 def extrapolate(epochs: int, spe: int, images_per_step: int, speed_s: dict, commands: list[dict],
                 eval_every: int) -> dict:
   """Wall time of the whole recipe: a fresh start, every step, evaluation and save, the report."""
-  evals = [e["seconds"] for c in commands for e in c["evals"]]
+  # A process's first evaluation also decodes the test images; later ones reuse them.
+  firsts = [c["evals"][0]["seconds"] for c in commands if c["evals"]]
+  laters = [e["seconds"] for c in commands for e in c["evals"][1:]] or firsts
+  num_evals = epochs // eval_every if eval_every else 0
   first = commands[0] if commands else {}
   saves = speed_s.get("save_s") or [0.0]
   reports = [c["report_s"] for c in commands if c.get("report_s")]
   parts = {
       "start_to_first_step_s": first.get("to_first_step_s", 0.0),
       "steps_s": epochs * spe * images_per_step / speed_s["images_per_s"],
-      "evaluations_s": (epochs // eval_every if eval_every else 0) * (
-          statistics.median(evals) if evals else 0.0),
+      "evaluations_s": (max(firsts) + (num_evals - 1) * statistics.median(laters)
+                        if num_evals and firsts else 0.0),
       "saves_s": epochs * statistics.median(saves),
       "report_s": reports[-1] if reports else 0.0,
   }
@@ -185,15 +199,22 @@ def main() -> None:
   resumes = [c for c in commands[1:] if "to_first_step_s" in c]
   summary["resume_to_first_step_s"] = [c["to_first_step_s"] for c in resumes]
   if args.gpu and os.path.exists(args.gpu):
-    util = []
+    util, busy_clocks = [], []
     with open(args.gpu) as f:
       for line in f:
         parts = [p.strip() for p in line.split(",")]
         if len(parts) >= 2 and parts[1].replace(".", "").isdigit():
           util.append(float(parts[1]))
+          # SM clock while the GPU is busy: lower late in a run means it was throttled.
+          if len(parts) >= 4 and parts[3].isdigit() and float(parts[1]) >= 50:
+            busy_clocks.append(float(parts[3]))
     if util:
       summary["gpu_utilization_samples"] = {"n": len(util), "median": statistics.median(util),
                                             "mean": statistics.fmean(util)}
+    if busy_clocks:
+      summary["gpu_sm_clock_mhz_when_busy"] = {"min": min(busy_clocks),
+                                               "median": statistics.median(busy_clocks),
+                                               "max": max(busy_clocks)}
   epochs = args.recipe_epochs or int(config["num_epochs"])
   if measured:
     summary["recipe"] = extrapolate(epochs, spe, images_per_step, measured, commands, eval_every)
@@ -205,7 +226,12 @@ def main() -> None:
         f"{measured.get('images_per_s_min', float('nan')):,.0f}-"
         f"{measured.get('images_per_s_max', float('nan')):,.0f}) = "
         f"{100 * (summary['ratio_to_step_alone'] or float('nan')):.1f}% of the step; "
-        f"host CPU cores busy (median) {measured.get('host_cpu_cores_median', float('nan')):.1f}")
+        f"host CPU cores busy (median) {measured.get('host_cpu_cores_median', float('nan')):.1f}; "
+        f"waiting for input (median) {100 * measured.get('input_wait_median', float('nan')):.0f}%")
+  by_command = measured.get("images_per_s_by_command") or []
+  if len(by_command) > 1:
+    print("main job by command: " + ", ".join(
+        f"{i} {v:,.0f}" if v else f"{i} -" for i, v in enumerate(by_command, 1)) + " images/s")
   for i, c in enumerate(commands, 1):
     evals = ", ".join(f"{e['seconds']:.1f}" for e in c["evals"])
     print(f"command {i}: exit {c.get('exit')}, wall {c.get('wall_s', 0):.1f} s, first step "
@@ -225,6 +251,10 @@ def main() -> None:
     g = summary["gpu_utilization_samples"]
     print(f"GPU utilisation (nvidia-smi, {g['n']} samples over all commands): median "
           f"{g['median']:.0f}%, mean {g['mean']:.0f}%")
+  if "gpu_sm_clock_mhz_when_busy" in summary:
+    c = summary["gpu_sm_clock_mhz_when_busy"]
+    print(f"GPU SM clock while >= 50% busy: {c['min']:.0f}-{c['max']:.0f} MHz, median "
+          f"{c['median']:.0f}")
   print("continuity:", json.dumps(summary["continuity"]))
   if "recipe" in summary:
     r = summary["recipe"]

@@ -35,7 +35,7 @@ TINY = {
 }
 TOTAL_STEPS = 6
 TIMING_KEYS = ("time", "train/step_time_s", "train/images_per_s", "train/host_cpu_cores",
-               "time/save_s")
+               "train/input_wait", "time/save_s")
 
 
 def tiny_config(data_root, **changes):

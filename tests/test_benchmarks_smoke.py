@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 
@@ -318,3 +319,7 @@ def test_whole_job_report_reads_a_real_run(e2e, tmp_path):
   assert math.isclose(recipe["total_s"], sum(recipe[k] for k in (
       "start_to_first_step_s", "steps_s", "evaluations_s", "saves_s", "report_s")))
   assert math.isclose(recipe["steps_s"], 10 * 2 * 16 / main["images_per_s"])
+  first, *later = [e["seconds"] for e in command["evals"]]   # the first decodes the test set
+  assert math.isclose(recipe["evaluations_s"], first + 9 * statistics.median(later))
+  assert 0 <= main["input_wait_median"] <= 1
+  assert main["images_per_s_by_command"] == [main["images_per_s"]]

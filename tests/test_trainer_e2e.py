@@ -1,7 +1,9 @@
 """The main job end to end on a tiny synthetic dataset: resume equals an uninterrupted run."""
 
+import gc
 import json
 import os
+import time
 
 import jax
 import numpy as np
@@ -128,3 +130,26 @@ def test_the_loop_reads_the_batch_source_it_is_given_from_the_resume_step(tmp_pa
            if '"loss/total"' in line]
   assert steps == [1, 2, 3, 4]
   assert not os.path.exists(os.path.join(workdir, "results.json"))   # no test set: no report
+
+
+def test_the_loop_measures_its_input_wait_and_runs_with_start_up_objects_frozen(tmp_path):
+  """A slow source shows in train/input_wait; the collector skips start-up objects, then thaws."""
+  c = tiny_config("", 1)
+  c.data.name, c.data.fake_num_classes, c.steps_per_epoch = "fake", 10, 4
+  frozen = []
+
+  def slow_source(start_step):
+    rng = np.random.default_rng(start_step)
+    while True:
+      frozen.append(gc.get_freeze_count())
+      time.sleep(0.3)
+      yield fake.fake_batch(rng, 4, 2, c.data.image_size, 10)
+
+  workdir = str(tmp_path / "run")
+  assert trainer.train_and_evaluate(c, workdir, batch_source=slow_source) == 0
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  waits = [r["train/input_wait"] for r in rows if "train/input_wait" in r]
+  assert len(waits) == 3 and min(waits) > 0.6, waits   # steps 2-4; step 1 compiles
+  # The first two batches are drawn before the first step (one ahead); then frozen.
+  assert frozen[:2] == [0, 0] and min(frozen[2:]) > 0, frozen
+  assert gc.get_freeze_count() == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 import time
+from collections.abc import Iterator
 
 import jax
 import numpy as np
@@ -58,7 +59,9 @@ class ProgressLine:
   speed, as are evaluations (`restart_clock`) and checkpoint saves (`pause`).
   `train/host_cpu_cores` is the CPU time of this process (the input
   pipeline's threads included) over the wall time of the interval: how many
-  cores the job keeps busy.
+  cores the job keeps busy. `train/input_wait` is the part of the interval
+  the loop spent waiting for its next batch (`timed`): near 0 when the
+  accelerator sets the pace, large when the input pipeline does.
   """
 
   def __init__(self, config, total_steps: int, steps_per_epoch: int):
@@ -68,6 +71,18 @@ class ProgressLine:
     self.pending: list[dict] = []
     self.t_created = time.time()
     self.t_last, self.step_last, self.cpu_last, self.paused = None, None, None, 0.0
+    self.waited = 0.0
+
+  def timed(self, batches: Iterator[dict]) -> Iterator[dict]:
+    """`batches`, counting the time spent waiting for each into the interval's input wait."""
+    while True:
+      started = time.perf_counter()
+      try:
+        batch = next(batches)
+      except StopIteration:
+        return
+      self.waited += time.perf_counter() - started
+      yield batch
 
   def add(self, metrics: dict, step: int) -> None:
     self.pending.append(metrics)
@@ -78,7 +93,7 @@ class ProgressLine:
       self.restart_clock(step)
 
   def restart_clock(self, step: int) -> None:
-    self.t_last, self.step_last, self.paused = time.time(), step, 0.0
+    self.t_last, self.step_last, self.paused, self.waited = time.time(), step, 0.0, 0.0
     self.cpu_last = time.process_time()
 
   def pause(self, seconds: float) -> None:
@@ -93,17 +108,19 @@ class ProgressLine:
     wall = time.time() - self.t_last
     cpu = time.process_time() - self.cpu_last
     sec_per_step = (wall - self.paused) / steps if steps > 0 else float("nan")
-    paused = self.paused
+    paused, waited = self.paused, self.waited
     self.restart_clock(step)
     if steps > 0:
       mean["train/step_time_s"] = sec_per_step
       mean["train/images_per_s"] = self.images_per_step / max(sec_per_step, 1e-9)
       mean["train/host_cpu_cores"] = cpu / max(wall, 1e-9)
+      mean["train/input_wait"] = min(1.0, waited / max(wall - paused, 1e-9))
       if paused:
         mean["time/save_s"] = paused
     mean["train/epoch"] = step / self.steps_per_epoch
     writer.write_scalars(step, mean)
-    speed = (f" | {sec_per_step:.3f} s/step, {mean['train/images_per_s']:.0f} img/s, ETA "
+    speed = (f" | {sec_per_step:.3f} s/step, {mean['train/images_per_s']:.0f} img/s, input wait "
+             f"{100 * mean['train/input_wait']:.0f}%, ETA "
              f"{format_duration((self.total - step) * sec_per_step)}" if steps > 0 else "")
     logging.info("step %*d/%d | epoch %.2f | loss %.4f (%s) | lr %.3g%s",
                  len(str(self.total)), step, self.total, step / self.steps_per_epoch,
