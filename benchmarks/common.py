@@ -169,7 +169,7 @@ def common_parser(description: str) -> argparse.ArgumentParser:
   ap.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"),
                   help="compute dtype (parameters stay float32)")
   ap.add_argument("--image_size", type=parse_image_size, default=(288, 144), help="HEIGHT,WIDTH")
-  ap.add_argument("--depth", type=int, default=50, choices=(18, 34, 50))
+  ap.add_argument("--depth", type=int, default=50, choices=(10, 18, 34, 50))
   ap.add_argument("--num_classes", type=int, default=NUM_CLASSES)
   ap.add_argument("--peak_size", type=int, default=8192,
                   help="n of the n^3 bf16 matmul that measures the peak (0 skips it)")

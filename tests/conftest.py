@@ -54,16 +54,17 @@ def e2e(tmp_path_factory):
   return runs.make_e2e(tmp_path_factory)
 
 
-def prepare_tiny_tfds(base, image_size, encoding="jpeg", trials=(1,)):
-  """Synthetic SYSU (8 ids) and RegDB (12 ids, 2 images each; both 6 training classes) folders, prepared into TFDS records.
+def prepare_tiny_tfds(base, image_size, encoding="jpeg", trials=(1,), num_ids=(8, 12)):
+  """Synthetic SYSU and RegDB (2 images each) folders, prepared into TFDS records.
 
+  `num_ids`: (SYSU, RegDB) identities; the default (8, 12) gives both 6 training classes.
   Returns a namespace: roots {layout: folder}, tfds_dir, and test_paths(layout).
   """
   import types  # pylint: disable=g-import-not-at-top
   from vireid_jax.data import prepare_tfds, synthetic  # pylint: disable=g-import-not-at-top
   roots = {"sysu": os.path.join(base, "sysu"), "regdb": os.path.join(base, "regdb")}
-  synthetic.generate("sysu", roots["sysu"], num_ids=8, seed=4, images_per_cam=(1, 3))
-  synthetic.generate("regdb", roots["regdb"], num_ids=12, seed=4, images_per_cam=(2, 2))
+  synthetic.generate("sysu", roots["sysu"], num_ids=num_ids[0], seed=4, images_per_cam=(1, 3))
+  synthetic.generate("regdb", roots["regdb"], num_ids=num_ids[1], seed=4, images_per_cam=(2, 2))
   tfds_dir = os.path.join(base, "tfds")
   for layout, root in roots.items():
     prepare_tfds.prepare(layout, root, tfds_dir, image_size, encoding, trials=trials)

@@ -10,25 +10,22 @@ import sys
 
 import pytest
 
+import runs
 from conftest import ROOT, prepare_tiny_tfds  # pylint: disable=wrong-import-order
 
 pytest.importorskip("tensorflow_datasets")
 
-SIZE = (64, 32)
-TINY = {
-    "data.image_size": SIZE, "data.cache_decoded": False, "model.depth": 10,
-    "model.branch_head_dim": 32,
-    "batch.identities": 4, "batch.instances": 2, "num_epochs": 1, "steps_per_epoch": 2,
-    "log_every_steps": 1, "optim.warmup_epochs": 0, "optim.decay_epochs": (1,),
-    "eval.every_epochs": 0, "eval.trials": 1, "eval.batch_size": 16, "eval.rank_list_images": 2,
-}
+# The shapes, model and schedule of the tests' reference run (runs.TINY, 8 training classes):
+# its compiled programs, in the test run's compilation cache, serve these runs too.
+SIZE = (64, 64)
+TINY = {**runs.TINY, "num_epochs": 1, "eval.every_epochs": 0, "eval.trials": 1,
+        "eval.rank_list_images": 2}
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
   base = tmp_path_factory.mktemp("tfds_e2e")
-  prepared = prepare_tiny_tfds(str(base), SIZE)   # both layouts: 6 classes, so the second
-                                                  # run reuses the first's compilations
+  prepared = prepare_tiny_tfds(str(base), SIZE, num_ids=(12, 16))   # 8 training classes each
   for root in prepared.roots.values():
     shutil.rmtree(root)          # only the TFDS records remain
   env = dict(os.environ, JAX_PLATFORMS="cpu")   # and the test run's compilation cache
@@ -36,8 +33,7 @@ def records(tmp_path_factory):
 
 
 def test_main_trains_and_evaluates_from_records(records, tmp_path):
-  """Both layouts in one test, one after the other: the second run reuses the first's
-  compilations (same shapes), which halves the test's CPU time."""
+  """Both layouts in one test, one after the other, with the programs of the reference run."""
   prepared, env = records
   for layout, protocols in (("sysu", {"all_single", "all_multi", "indoor_single",
                                       "indoor_multi"}),

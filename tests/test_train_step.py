@@ -127,8 +127,12 @@ def test_four_simulated_devices_match_one_device():
 def test_nonfinite_step_is_dropped_and_reported():
   c = tiny_config()
   mesh, _, v, tx, step = one_device_step(c)
-  state = train_step_lib.create_train_state(v, tx)
-  state, _ = step(state, parallel.to_global_batch(tiny_batch(0, c, 10), mesh))
+  # Float images (to hold a NaN) in both steps, and the state placed as the step places its
+  # outputs: both steps run one compiled program.
+  state = setup.initial_train_state(c, v, tx, mesh)
+  first = tiny_batch(0, c, 10)
+  first["visible"] = first["visible"].astype(np.float32)
+  state, _ = step(state, parallel.to_global_batch(first, mesh))
   good = jax.tree.map(np.asarray, state.params)
   bad = tiny_batch(1, c, 10)
   bad["visible"] = bad["visible"].astype(np.float32)

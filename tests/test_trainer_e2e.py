@@ -109,36 +109,17 @@ def test_eval_of_a_folder_that_is_not_a_run_says_so(sysu_root, tmp_path):
 
 
 def test_the_loop_reads_the_batch_source_it_is_given_from_the_resume_step(tmp_path):
-  """The input seam: any function of the start step that yields host batches."""
+  """The input seam: any function of the start step that yields host batches.
+
+  The source is slow (0.3 s a batch): the summaries' input wait shows it. The loop runs
+  with its start-up objects frozen out of the garbage collector, and thaws them at the end.
+  """
   c = tiny_config("", 1)
   c.data.name, c.data.fake_num_classes, c.num_epochs = "fake", 10, 2
-  starts = []
+  starts, frozen = [], []
 
   def source(start_step):
     starts.append(start_step)
-    rng = np.random.default_rng(start_step)
-    while True:
-      yield fake.fake_batch(rng, 4, 2, c.data.image_size, 10)
-
-  workdir = str(tmp_path / "run")
-  c.num_epochs = 1
-  assert trainer.train_and_evaluate(c, workdir, batch_source=source) == 0
-  c.num_epochs = 2
-  assert trainer.train_and_evaluate(c, workdir, batch_source=source) == 0
-  assert starts == [0, 2]
-  steps = [json.loads(line)["step"] for line in open(os.path.join(workdir, "metrics.jsonl"))
-           if '"loss/total"' in line]
-  assert steps == [1, 2, 3, 4]
-  assert not os.path.exists(os.path.join(workdir, "results.json"))   # no test set: no report
-
-
-def test_the_loop_measures_its_input_wait_and_runs_with_start_up_objects_frozen(tmp_path):
-  """A slow source shows in train/input_wait; the collector skips start-up objects, then thaws."""
-  c = tiny_config("", 1)
-  c.data.name, c.data.fake_num_classes, c.steps_per_epoch = "fake", 10, 4
-  frozen = []
-
-  def slow_source(start_step):
     rng = np.random.default_rng(start_step)
     while True:
       frozen.append(gc.get_freeze_count())
@@ -146,10 +127,16 @@ def test_the_loop_measures_its_input_wait_and_runs_with_start_up_objects_frozen(
       yield fake.fake_batch(rng, 4, 2, c.data.image_size, 10)
 
   workdir = str(tmp_path / "run")
-  assert trainer.train_and_evaluate(c, workdir, batch_source=slow_source) == 0
-  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
-  waits = [r["train/input_wait"] for r in rows if "train/input_wait" in r]
-  assert len(waits) == 3 and min(waits) > 0.6, waits   # steps 2-4; step 1 compiles
+  c.num_epochs = 1
+  assert trainer.train_and_evaluate(c, workdir, batch_source=source) == 0
   # The first two batches are drawn before the first step (one ahead); then frozen.
   assert frozen[:2] == [0, 0] and min(frozen[2:]) > 0, frozen
   assert gc.get_freeze_count() == 0
+  c.num_epochs = 2
+  assert trainer.train_and_evaluate(c, workdir, batch_source=source) == 0
+  assert starts == [0, 2]
+  rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["step"] for r in rows if "loss/total" in r] == [1, 2, 3, 4]
+  waits = [r["train/input_wait"] for r in rows if "train/input_wait" in r]
+  assert len(waits) == 2 and min(waits) > 0.6, waits   # steps 2 and 4: steps 1 and 3 compile
+  assert not os.path.exists(os.path.join(workdir, "results.json"))   # no test set: no report

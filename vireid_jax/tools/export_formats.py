@@ -106,7 +106,8 @@ def stablehlo_bytes(serve: serving.ServingFn, weights: Any, metadata: dict[str, 
 def run_stablehlo(data: bytes) -> Runner:
   """Runs StableHLO bytes with `jax.export.deserialize` (no vireid_jax code involved)."""
   exported = jax.export.deserialize(bytearray(data))
-  return lambda images, modality: np.asarray(exported.call(images, np.int32(modality)))
+  call = jax.jit(exported.call)   # compiled once per batch size, not at every call
+  return lambda images, modality: np.asarray(call(images, np.int32(modality)))
 
 
 WRITERS = {"onnx": onnx_bytes, "stablehlo": stablehlo_bytes}
