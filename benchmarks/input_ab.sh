@@ -27,17 +27,20 @@ export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3
 mkdir -p "$OUT" "$SCRATCH"
 [[ -f "$DATA/.complete" ]] || { echo "no dataset at $DATA: run benchmarks/whole_job.sh dataset"; exit 1; }
 
-summarise() {   # metrics.jsonl, first step of the command -> "img/s, input wait, cores"
-  # (the command's first interval, the pipeline's warm-up, is left out)
+summarise() {   # workdir, first step of the command -> "img/s, input wait, cores"
+  # whole_job_report's interval statistics of that command (its first, warm-up, interval out)
   "$PY" - "$1" "$2" <<'PYEOF'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-rows = [r for r in rows if "train/step_time_s" in r and r["step"] > int(sys.argv[2])][1:]
-if not rows:
-  print("no intervals"); sys.exit()
-med = lambda k: statistics.median(r.get(k, float("nan")) for r in rows)
-print(f"{med('train/images_per_s'):,.0f} images/s (median of {len(rows)}), input wait "
-      f"{100 * med('train/input_wait'):.0f}%, host cores {med('train/host_cpu_cores'):.1f}")
+import json, os, sys
+from benchmarks.whole_job_report import read_jsonl, speed
+workdir, start = sys.argv[1], int(sys.argv[2])
+with open(os.path.join(workdir, "config.json")) as f:
+  batch = json.load(f)["batch"]
+rows = [r for r in read_jsonl(os.path.join(workdir, "metrics.jsonl")) if r["step"] > start]
+m = speed(rows, 2 * batch["identities"] * batch["instances"], [start])
+if not m:
+  sys.exit(print("no intervals"))
+print(f"{m['images_per_s_median']:,.0f} images/s (median of {m['intervals']}), input wait "
+      f"{100 * m['input_wait_median']:.0f}%, host cores {m['host_cpu_cores_median']:.1f}")
 PYEOF
 }
 
@@ -53,10 +56,10 @@ for v in "${variants[@]}"; do
   : >"$OUT/$name.log"
   timeout --preserve-status -s TERM "$first" "${cmd[@]}" >>"$OUT/$name.log" 2>&1
   stopped=$("$PY" -c "import json,sys; print(max(json.loads(l)['step'] for l in open(sys.argv[1])))" "$work/metrics.jsonl")
-  fresh=$(summarise "$work/metrics.jsonl" 0)
+  fresh=$(summarise "$work" 0)
   echo "$name fresh:   $fresh"
   timeout --preserve-status -s TERM "$SECOND" "${cmd[@]}" >>"$OUT/$name.log" 2>&1
-  resumed=$(summarise "$work/metrics.jsonl" "$stopped")
+  resumed=$(summarise "$work" "$stopped")
   echo "$name resumed: $resumed"
   slower=$("$PY" -c "import sys; print(min(float(a.split()[0].replace(',', '')) for a in sys.argv[1:]))" \
            "$fresh" "$resumed" 2>/dev/null || echo 0)

@@ -75,14 +75,11 @@ class ProgressLine:
 
   def timed(self, batches: Iterator[dict]) -> Iterator[dict]:
     """`batches`, counting the time spent waiting for each into the interval's input wait."""
-    while True:
-      started = time.perf_counter()
-      try:
-        batch = next(batches)
-      except StopIteration:
-        return
+    started = time.perf_counter()
+    for batch in batches:
       self.waited += time.perf_counter() - started
       yield batch
+      started = time.perf_counter()
 
   def add(self, metrics: dict, step: int) -> None:
     self.pending.append(metrics)
