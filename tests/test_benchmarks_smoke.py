@@ -20,6 +20,8 @@ import pytest
 from benchmarks import common as bench
 from benchmarks import model_flops
 
+import runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--image_size=64,64", "--depth=18", "--batch=16", "--steps=2", "--warmup=1",
         "--peak_size=64", "--dtype=float32"]
@@ -27,8 +29,8 @@ TINY = ["--image_size=64,64", "--depth=18", "--batch=16", "--steps=2", "--warmup
 
 def _env():
   env = dict(os.environ, JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1",
-             # Cheaper XLA:CPU compiles; the smoke run checks plumbing, not speed.
-             XLA_FLAGS="--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+             # Cheaper XLA:CPU compiles (conftest.py); the smoke run checks plumbing, not speed.
+             XLA_FLAGS=runs.xla_flags())
   env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
   return env
 

@@ -30,7 +30,7 @@ import pytest
 from vireid_jax.errors import UserError
 from vireid_jax.training import parallel
 
-from runs import ROOT, TOTAL_STEPS, command, metrics_by_step
+from runs import ROOT, TOTAL_STEPS, command, metrics_by_step, xla_flags
 
 PROTOCOLS = ("all_single", "all_multi", "indoor_single", "indoor_multi")
 TIMEOUT_S = 600          # one start of one process, compiling included
@@ -195,7 +195,7 @@ def mh(e2e):
   Beside the one-device reference of `runs.make_e2e`, whose dataset and compilation cache
   it shares; made once per session under a file lock (pytest-xdist workers share it).
   """
-  env = dict(e2e.env, XLA_FLAGS="", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+  env = dict(e2e.env, XLA_FLAGS=xla_flags(), JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
              VIREID_HEARTBEAT_TIMEOUT_S="30")
   reference, ids, log = (str(e2e.base / "two_devices"), e2e.base / "two_devices_ids.jsonl",
                          e2e.base / "two_devices.log")
@@ -203,7 +203,7 @@ def mh(e2e):
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
       if not os.path.exists(os.path.join(reference, "results.json")):
-        one = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=2", RECORD_IDS=str(ids))
+        one = dict(env, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"), RECORD_IDS=str(ids))
         res = subprocess.run(child_command(reference, e2e.data), cwd=ROOT, env=one,
                              capture_output=True, text=True, timeout=TIMEOUT_S)
         assert res.returncode == 0, res.stderr[-3000:]

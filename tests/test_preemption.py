@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import runs
 from runs import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +36,7 @@ def test_sigterm_checkpoints_and_the_same_command_resumes(tiny_sysu_root, tmp_pa
           "eval.every_epochs": 0, "eval.trials": 1}
   cmd = [sys.executable, "-m", "vireid_jax.main", f"--config={ROOT}/configs/synthetic.py",
          f"--workdir={workdir}"] + [f"--config.{k}={v}" for k, v in keys.items()]
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  env = runs.subprocess_env()          # the reference run's, whose programs it shares
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
   log = []

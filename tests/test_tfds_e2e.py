@@ -3,7 +3,6 @@ TFDS records alone: the synthetic SYSU and RegDB folders are deleted after prepa
 any read of an original file would fail the run."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ def records(tmp_path_factory):
   prepared = prepare_tiny_tfds(str(base), SIZE, num_ids=(12, 16))   # 8 training classes each
   for root in prepared.roots.values():
     shutil.rmtree(root)          # only the TFDS records remain
-  env = dict(os.environ, JAX_PLATFORMS="cpu")   # and the test run's compilation cache
+  env = runs.subprocess_env()          # the reference run's, whose programs it shares
   return prepared, env
 
 

@@ -14,6 +14,8 @@ from vireid_jax import config_defaults
 from vireid_jax.training import nonfinite, parallel, progress, setup
 from vireid_jax.training import train_step as train_step_lib
 
+import runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -108,7 +110,7 @@ def test_four_simulated_devices_match_one_device():
   (at least one per BatchNorm layer -> 1 all-reduce in the optimised HLO: the gradients,
   with the running statistics combined into it; the losses run on gathered features).
   """
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+  env = runs.subprocess_env(XLA_FLAGS=runs.xla_flags("--xla_force_host_platform_device_count=4"))
   res = subprocess.run([sys.executable, "-c", PARITY.format(root=ROOT)],
                        capture_output=True, text=True, env=env, timeout=900)
   assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
