@@ -203,7 +203,8 @@ def mh(e2e):
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
       if not os.path.exists(os.path.join(reference, "results.json")):
-        one = dict(env, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"), RECORD_IDS=str(ids))
+        one = dict(env, XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"),
+                   RECORD_IDS=str(ids))
         res = subprocess.run(child_command(reference, e2e.data), cwd=ROOT, env=one,
                              capture_output=True, text=True, timeout=TIMEOUT_S)
         assert res.returncode == 0, res.stderr[-3000:]
