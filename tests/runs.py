@@ -49,12 +49,10 @@ def xla_flags(*flags):
   return " ".join([os.environ.get("XLA_FLAGS", ""), *FAST_COMPILE, *flags]).strip()
 
 
-def subprocess_env(**changes):
+def subprocess_env(*flags, **changes):
   """The environment of a program a test starts: CPU, the test run's compilation cache
-  (conftest.py), FAST_COMPILE; `changes` on top."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags())
-  env.update(changes)
-  return env
+  (conftest.py), XLA_FLAGS of `xla_flags(*flags)`; `changes` on top."""
+  return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(*flags), **changes)
 
 
 def tiny_config(data_root, **changes):

@@ -195,8 +195,7 @@ def mh(e2e):
   Beside the one-device reference of `runs.make_e2e`, whose dataset and compilation cache
   it shares; made once per session under a file lock (pytest-xdist workers share it).
   """
-  env = dict(e2e.env, XLA_FLAGS=xla_flags(), JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
-             VIREID_HEARTBEAT_TIMEOUT_S="30")
+  env = dict(e2e.env, JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo", VIREID_HEARTBEAT_TIMEOUT_S="30")
   reference, ids, log = (str(e2e.base / "two_devices"), e2e.base / "two_devices_ids.jsonl",
                          e2e.base / "two_devices.log")
   with open(e2e.base / "two_devices.lock", "w") as lock:

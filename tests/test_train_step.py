@@ -110,7 +110,7 @@ def test_four_simulated_devices_match_one_device():
   (at least one per BatchNorm layer -> 1 all-reduce in the optimised HLO: the gradients,
   with the running statistics combined into it; the losses run on gathered features).
   """
-  env = runs.subprocess_env(XLA_FLAGS=runs.xla_flags("--xla_force_host_platform_device_count=4"))
+  env = runs.subprocess_env("--xla_force_host_platform_device_count=4")
   res = subprocess.run([sys.executable, "-c", PARITY.format(root=ROOT)],
                        capture_output=True, text=True, env=env, timeout=900)
   assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
