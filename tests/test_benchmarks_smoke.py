@@ -19,6 +19,7 @@ import pytest
 
 from benchmarks import common as bench
 from benchmarks import model_flops
+from benchmarks import whole_job_report
 
 import runs
 
@@ -327,3 +328,20 @@ def test_whole_job_report_reads_a_real_run(e2e, tmp_path):
   assert math.isclose(recipe["evaluations_s"], first + 9 * statistics.median(later))
   assert 0 <= main["input_wait_median"] <= 1
   assert main["images_per_s_by_command"] == [main["images_per_s"]]
+
+
+def test_whole_job_recipe_counts_saves_and_bounds_unrepeated_evaluations():
+  """Saves once per checkpoint interval; with no second evaluation in any command, the
+  later ones are taken as the fastest first one and the figure is flagged an upper bound."""
+  commands = [{"evals": [{"seconds": 9.0}], "to_first_step_s": 70.0},
+              {"evals": [{"seconds": 4.0}], "report_s": 3.0}]
+  speed = {"images_per_s": 64.0, "save_s": [0.5, 0.7, 0.6]}
+  r = whole_job_report.extrapolate(20, 10, 64, speed, commands, eval_every=2, save_every=5)
+  assert r["steps_s"] == 200.0
+  assert r["saves_s"] == 4 * 0.6                       # epochs 5, 10, 15, 20
+  assert r["evaluations_s"] == 9.0 + 9 * 4.0 and r["evaluations_upper_bound"]
+  assert r["total_s"] == 70.0 + 200.0 + 2.4 + 45.0 + 3.0
+  commands[1]["evals"].append({"seconds": 1.0})
+  r = whole_job_report.extrapolate(20, 10, 64, speed, commands, eval_every=2, save_every=1)
+  assert r["evaluations_s"] == 9.0 + 9 * 1.0 and not r["evaluations_upper_bound"]
+  assert math.isclose(r["saves_s"], 20 * 0.6)

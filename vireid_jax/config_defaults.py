@@ -169,6 +169,10 @@ def agw_baseline(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.steps_per_epoch = 0
   c.eval.every_epochs = 2
   c.eval.flip = False
+  # A save's background write slows the next steps: every epoch cost 4% of the AGW
+  # recipe's speed on one H100, every 5 epochs under 1% (BENCHMARKS.md, "Whole job on one
+  # GPU"). A SIGTERM still saves at once; a hard kill loses at most 5 epochs.
+  c.checkpoint_every_epochs = 5
   return c
 
 
