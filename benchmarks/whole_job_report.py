@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -146,7 +147,8 @@ def extrapolate(epochs: int, spe: int, images_per_step: int, speed_s: dict, comm
       "steps_s": epochs * spe * images_per_step / speed_s["images_per_s"],
       "evaluations_s": (max(firsts) + (num_evals - 1) * statistics.median(laters)
                         if num_evals and firsts else 0.0),
-      "saves_s": max(epochs // max(save_every, 1), 1) * statistics.median(saves),
+      # The loop saves every `save_every` epochs and at the last step (periodic.itstime).
+      "saves_s": math.ceil(epochs / max(save_every, 1)) * statistics.median(saves),
       "report_s": reports[-1] if reports else 0.0,
   }
   parts["total_s"] = sum(parts.values())

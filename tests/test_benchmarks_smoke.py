@@ -341,6 +341,8 @@ def test_whole_job_recipe_counts_saves_and_bounds_unrepeated_evaluations():
   assert r["saves_s"] == 4 * 0.6                       # epochs 5, 10, 15, 20
   assert r["evaluations_s"] == 9.0 + 9 * 4.0 and r["evaluations_upper_bound"]
   assert r["total_s"] == 70.0 + 200.0 + 2.4 + 45.0 + 3.0
+  r = whole_job_report.extrapolate(22, 10, 64, speed, commands, eval_every=2, save_every=5)
+  assert math.isclose(r["saves_s"], 5 * 0.6)           # ... and the last epoch, 22
   commands[1]["evals"].append({"seconds": 1.0})
   r = whole_job_report.extrapolate(20, 10, 64, speed, commands, eval_every=2, save_every=1)
   assert r["evaluations_s"] == 9.0 + 9 * 1.0 and not r["evaluations_upper_bound"]

@@ -169,9 +169,9 @@ def agw_baseline(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.steps_per_epoch = 0
   c.eval.every_epochs = 2
   c.eval.flip = False
-  # A save's background write slows the next steps: every epoch cost 4% of the AGW
-  # recipe's speed on one H100, every 5 epochs under 1% (BENCHMARKS.md, "Whole job on one
-  # GPU"). A SIGTERM still saves at once; a hard kill loses at most 5 epochs.
+  # A save's background write slows the next steps: saving every epoch cost the AGW run 3.6%
+  # of its speed on one H100, every 5 epochs costs about 0.8% (estimated; BENCHMARKS.md,
+  # "Whole job on one GPU"). A SIGTERM still saves at once; a hard kill loses at most 5 epochs.
   c.checkpoint_every_epochs = 5
   return c
 
