@@ -32,6 +32,8 @@
 # RECIPE_EPOCHS (81: the epochs of the recipe the report extrapolates to),
 # STOPS ("120": seconds; "" runs uninterrupted), STEP_STEPS (100), PROFILE_STEPS (0),
 # EXTRA (more --config.KEY=VALUE for the main job), STEP_EXTRA (more flags for step_speed),
+# STEP_FROM (a NAME_step.json of the same config measured before on this machine: reused
+# instead of measuring the step again, for A/B runs of the main job in one call),
 # KEEP_WORKDIR (1 keeps an existing workdir: resume it; default starts afresh).
 # CPU dry run: see benchmarks/README.md ("The whole job").
 set -uo pipefail
@@ -50,6 +52,7 @@ STEP_STEPS=${STEP_STEPS:-100}
 PROFILE_STEPS=${PROFILE_STEPS:-0}
 EXTRA=${EXTRA:-}
 STEP_EXTRA=${STEP_EXTRA:-}
+STEP_FROM=${STEP_FROM:-}
 DATASET_ARGS=${DATASET_ARGS:---num_ids=491 --test_ids=96 --val_ids=99 --images_per_cam 14 28 --image_size 320 160}
 export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3
 
@@ -116,11 +119,16 @@ run() {
 
   # After the main job, so that its first command starts with the compilation cache it
   # would have on a fresh machine (the step benchmark uses the cache too, for its init).
-  echo "=== step alone" | tee -a "$log"
-  # shellcheck disable=SC2086
-  JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$HOME/.cache/vireid_jax/xla} \
-    "$PY" -m benchmarks.step_speed --config="$CONFIG" --batch=64 --steps="$STEP_STEPS" \
-    --warmup=5 --out="$OUT/${NAME}_step.json" $STEP_EXTRA 2>&1 | tee -a "$log"
+  if [[ -n "$STEP_FROM" ]]; then
+    echo "=== step alone: measured before, $STEP_FROM" | tee -a "$log"
+    cp "$STEP_FROM" "$OUT/${NAME}_step.json"
+  else
+    echo "=== step alone" | tee -a "$log"
+    # shellcheck disable=SC2086
+    JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$HOME/.cache/vireid_jax/xla} \
+      "$PY" -m benchmarks.step_speed --config="$CONFIG" --batch=64 --steps="$STEP_STEPS" \
+      --warmup=5 --out="$OUT/${NAME}_step.json" $STEP_EXTRA 2>&1 | tee -a "$log"
+  fi
   "$PY" -m benchmarks.whole_job_report --workdir="$work" --log="$log" \
     --step="$OUT/${NAME}_step.json" --gpu="$OUT/${NAME}_gpu.csv" \
     --recipe_epochs="$RECIPE_EPOCHS" --out="$OUT/${NAME}_summary.json" 2>&1 | tee -a "$log"

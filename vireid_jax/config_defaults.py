@@ -43,6 +43,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic_layout = "sysu"     # the dataset whose layout and protocol it has
   c.data.num_parallel_calls = -1       # tf.data AUTOTUNE
   c.data.cache_decoded = False         # keep decoded, resized uint8 images in memory
+  c.data.device_prefetch = 2           # batches fetched and put on the devices ahead of the
+                                       # step by a background thread; 0: one ahead, by the loop
   c.data.fake_num_classes = 395        # classes of data.name=fake (SYSU-MM01 has 395)
 
   c.batch = ml_collections.ConfigDict()
@@ -320,6 +322,8 @@ def validate(config: ml_collections.ConfigDict, num_classes: int | None = None,
        and all(isinstance(s, int) and s >= 32 for s in size), "data.image_size",
        "give (height, width), two integers >= 32, e.g. --config.data.image_size='(288, 144)'.")
   need(int(config.data.trial) >= 1, "data.trial", "splits are numbered from 1.")
+  need(int(config.data.device_prefetch) >= 0, "data.device_prefetch",
+       "must be >= 0 (0: batches made by the loop's own thread).")
   need(int(config.data.synthetic_num_ids) >= 4, "data.synthetic_num_ids", "use at least 4.")
   need(config.data.source != "tfds" or config.data.name == "fake" or bool(config.data.tfds_dir),
        "data.tfds_dir", "data.source=tfds needs the folder the records were prepared into "

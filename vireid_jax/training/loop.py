@@ -39,10 +39,12 @@ def train_loop(config, plan: RunPlan, state, ckpt, writer, mesh,
 
   step_fn = make_step(config, plan, mesh)
   line = progress.ProgressLine(config, total, plan.steps_per_epoch)
-  batches = line.timed(setup.global_batches(batch_source or default_batch_source(config, plan),
-                                            plan.start_step, mesh))
+  device_batches = setup.global_batches(batch_source or default_batch_source(config, plan),
+                                        plan.start_step, mesh, int(config.data.device_prefetch))
+  batches = line.timed(device_batches)
   profiler = profiling.Profiler(plan.workdir, plan.start_step, int(config.profile_steps))
-  with periodic.StopRequest(plan.start_step) as stop, collector_quieted() as quiet:
+  with (periodic.StopRequest(plan.start_step) as stop, collector_quieted() as quiet,
+        contextlib.closing(device_batches)):
     for step in range(plan.start_step, total):
       profiler.at(step)
       state, metrics = step_fn(state, next(batches))

@@ -17,7 +17,7 @@ from absl import logging
 from vireid_jax.data import fake, sampler
 from vireid_jax.data.records import TrainSet
 from vireid_jax.models import pretrained, vireid
-from vireid_jax.training import checkpointing, optimizer, parallel
+from vireid_jax.training import checkpointing, optimizer, parallel, prefetch
 from vireid_jax.training import train_step as train_step_lib
 
 
@@ -152,8 +152,19 @@ def dataset_batches(config, train_set: TrainSet) -> BatchSource:
   return source
 
 
-def global_batches(source: BatchSource, start_step: int, mesh) -> Iterator[dict]:
-  """Device-resident global batches from `start_step` on, one ahead of the step."""
+def global_batches(source: BatchSource, start_step: int, mesh, ahead: int = 0) -> Iterator[dict]:
+  """Device-resident global batches from `start_step` on, in order.
+
+  ahead = 0: made on the caller's thread, one ahead of the step; ahead > 0: up to
+  `ahead` made ahead on a background thread (prefetch.py). Close the iterator when done.
+  """
+  if ahead > 0:
+    return prefetch.Prefetcher(
+        (parallel.to_global_batch(local, mesh) for local in source(start_step)), ahead)
+  return _one_ahead(source, start_step, mesh)
+
+
+def _one_ahead(source: BatchSource, start_step: int, mesh) -> Iterator[dict]:
   pending = None
   for local in source(start_step):
     nxt = parallel.to_global_batch(local, mesh)
