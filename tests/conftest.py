@@ -1,11 +1,19 @@
-"""Test setup: CPU only, quiet TensorFlow, the repo root importable (for configs/), and one
-compilation cache for the whole run.
+"""Test setup: CPU only, quiet TensorFlow, the repo root importable (for configs/), one
+compilation cache for the whole run, and cheap compiles.
 
 The cache: every test process and every program a test starts (`python -m
 vireid_jax.main`, tools, benchmarks) compiles tiny versions of the same models. JAX's
 persistent compilation cache in one temporary folder per test run, set before JAX is
 imported and inherited by pytest-xdist's workers and by subprocesses, lets each
 compilation happen once. It holds only what this run compiled and is deleted at its end.
+
+Cheap compiles: XLA:CPU without LLVM's optimisations (JAX's `jax_disable_most_optimizations`,
+inherited by the programs the tests start) compiles in about a quarter less time; the
+tests check plumbing and compare runs made the same way. Their float32 sums change in
+the last bits; the AGW parity tests, whose bound is tight, turn XLA's defaults back on
+(test_agw_parity.py). Inputs keep layer4's maps at least 3 wide: on narrower maps
+XLA:CPU's convolutions are 30x slower, without optimisations (64x32: 8 s a step of the
+tiny model, 64x48: 0.25 s).
 """
 
 import os
@@ -17,6 +25,7 @@ if "PYTEST_XDIST_WORKER" not in os.environ and "JAX_COMPILATION_CACHE_DIR" not i
   os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="vireid_test_xla_")
   os.environ["VIREID_TEST_OWNS_XLA_CACHE"] = "1"
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -32,26 +32,21 @@ TINY = {
     "batch.identities": 4, "batch.instances": 2, "num_epochs": 3, "steps_per_epoch": 2,
     "log_every_steps": 1, "optim.warmup_epochs": 1, "optim.decay_epochs": (2,),
     "eval.every_epochs": 1, "eval.trials": 2, "eval.batch_size": 16,
+    "data.device_prefetch": 2,      # batches made on a thread: stopped and killed runs too
 }
 TOTAL_STEPS = 6
 TIMING_KEYS = ("time", "train/step_time_s", "train/images_per_s", "train/host_cpu_cores",
                "train/input_wait", "time/save_s")
 
 
-# XLA:CPU without LLVM's optimisations: a quarter less compile time for the programs of
-# the end-to-end runs, which check plumbing and compare runs made the same way. Numerics
-# change slightly (the AGW parity tests, in the test process itself, keep the defaults).
-FAST_COMPILE = ("--xla_backend_optimization_level=0", "--xla_llvm_disable_expensive_passes=true")
-
-
 def xla_flags(*flags):
-  """XLA_FLAGS for a program a test starts: the test run's, FAST_COMPILE and `flags`."""
-  return " ".join([os.environ.get("XLA_FLAGS", ""), *FAST_COMPILE, *flags]).strip()
+  """XLA_FLAGS for a program a test starts: the test run's and `flags`."""
+  return " ".join([os.environ.get("XLA_FLAGS", ""), *flags]).strip()
 
 
 def subprocess_env(*flags, **changes):
-  """The environment of a program a test starts: CPU, the test run's compilation cache
-  (conftest.py), XLA_FLAGS of `xla_flags(*flags)`; `changes` on top."""
+  """The environment of a program a test starts: CPU, the test run's compilation cache and
+  cheap compiles (conftest.py), XLA_FLAGS of `xla_flags(*flags)`; `changes` on top."""
   return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(*flags), **changes)
 
 

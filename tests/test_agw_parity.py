@@ -303,6 +303,18 @@ def jax_variables(net) -> dict:
 
 
 @pytest.fixture(scope="module", autouse=True)
+def xla_optimised():
+  """XLA's default compiles here (the test run turns most optimisations off, conftest.py):
+  unoptimised XLA:CPU sums in another order, 2.5e-3 of whole update error after warm-up."""
+  before = jax.config.values["jax_disable_most_optimizations"]
+  jax.config.update("jax_disable_most_optimizations", False)
+  jax.clear_caches()          # no executable compiled the other way is reused
+  yield
+  jax.config.update("jax_disable_most_optimizations", before)
+  jax.clear_caches()
+
+
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
   """torch on one thread: beside XLA's own pool, two torch threads run ~10x slower on 2 cores."""
   threads = torch.get_num_threads()

@@ -29,7 +29,7 @@ TINY = ["--image_size=64,64", "--depth=18", "--batch=16", "--steps=2", "--warmup
 
 
 def _env():
-  # Cheaper XLA:CPU compiles (runs.FAST_COMPILE): the smoke run checks plumbing, not speed.
+  # Cheap XLA:CPU compiles (conftest.py): the smoke run checks plumbing, not speed.
   env = runs.subprocess_env(CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
   env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
   return env

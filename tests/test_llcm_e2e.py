@@ -20,9 +20,9 @@ from llcm_reference import ROWS, reference_rows  # pylint: disable=wrong-import-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRIALS = 3
 # The model, batch, optimiser and evaluation of test_tools.py's run (8 training classes at
-# 64x32 there too): the two share their compiled programs.
+# 64x48 there too): the two share their compiled programs.
 TINY = {
-    "data.name": "llcm", "data.image_size": (64, 32), "data.cache_decoded": False,
+    "data.name": "llcm", "data.image_size": (64, 48), "data.cache_decoded": False,
     "model.depth": 10, "model.branch_head_dim": 32, "batch.identities": 4, "batch.instances": 2, "num_epochs": 1,
     "steps_per_epoch": 2, "log_every_steps": 1, "optim.warmup_epochs": 1,
     "optim.decay_epochs": (1,), "eval.every_epochs": 0, "eval.trials": TRIALS,

@@ -117,6 +117,7 @@ def test_the_loop_reads_the_batch_source_it_is_given_from_the_resume_step(tmp_pa
   """
   c = tiny_config("", 1)
   c.data.name, c.data.fake_num_classes, c.num_epochs = "fake", 10, 2
+  c.data.device_prefetch = 0     # the source is read by the loop's own thread, one ahead
   starts, frozen = [], []
 
   def source(start_step):

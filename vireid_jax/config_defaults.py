@@ -43,8 +43,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.synthetic_layout = "sysu"     # the dataset whose layout and protocol it has
   c.data.num_parallel_calls = -1       # tf.data AUTOTUNE
   c.data.cache_decoded = False         # keep decoded, resized uint8 images in memory
-  c.data.device_prefetch = 2           # batches fetched and put on the devices ahead of the
-                                       # step by a background thread; 0: one ahead, by the loop
+  # Batches fetched and put on the devices ahead of the step by a background thread, this
+  # many ahead (for hosts too slow to feed the GPU from the loop's own thread; not yet
+  # measured on a GPU); 0: one ahead, made by the loop between steps.
+  c.data.device_prefetch = 0
   c.data.fake_num_classes = 395        # classes of data.name=fake (SYSU-MM01 has 395)
 
   c.batch = ml_collections.ConfigDict()
